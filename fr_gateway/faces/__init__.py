@@ -1,0 +1,1 @@
+"""Faces: model packs, image decoding, detection, alignment, quality gate and embedding."""

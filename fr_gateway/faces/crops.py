@@ -1,0 +1,61 @@
+"""Turn encoded image bytes into one aligned 112x112 face that passed the quality gate, or a Problem."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+import numpy as np
+
+from fr_gateway.faces.detector import ALIGNED_SIZE, FaceDetector, align
+from fr_gateway.faces.images import decode_image
+from fr_gateway.faces.quality import QualityGate
+from fr_gateway.reasons import Problem, Reason
+
+
+class CropKind(enum.Enum):
+    """How the sender prepared the image (mirrors frgateway.v1.CropKind)."""
+
+    ALIGNED = "aligned"
+    LOOSE = "loose"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int
+    max_pixels: int
+
+
+class FaceCropper:
+    """Decode, detect, keep the dominant face, gate its quality, align. Enrolment is stricter: the photo
+    must show one person, with a surer detection."""
+
+    def __init__(self, detector: FaceDetector, gate: QualityGate, enrol_gate: QualityGate,
+                 limits: ImageLimits, enrol_dominance: float) -> None:
+        self._detector = detector
+        self._gate = gate
+        self._enrol_gate = enrol_gate
+        self._limits = limits
+        self._enrol_dominance = enrol_dominance
+
+    def crop(self, data: bytes, kind: CropKind, *, enrolment: bool = False) -> np.ndarray:
+        image = decode_image(data, self._limits.max_bytes, self._limits.max_pixels)
+        gate = self._enrol_gate if enrolment else self._gate
+        if kind is CropKind.ALIGNED:
+            if image.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
+                raise Problem(Reason.IMAGE_NOT_ALIGNED,
+                              f"an ALIGNED crop must be {ALIGNED_SIZE}x{ALIGNED_SIZE}, got "
+                              f"{image.shape[1]}x{image.shape[0]}; send it as LOOSE instead")
+            gate.check_crop(image)
+            return image
+        faces = self._detector.detect(image)
+        if not faces:
+            raise Problem(Reason.NO_FACE_FOUND, "no face found in the image")
+        dominant = faces[0]
+        if enrolment and len(faces) > 1 and faces[1].area > self._enrol_dominance * dominant.area:
+            raise Problem(Reason.MULTIPLE_FACES,
+                          f"{len(faces)} faces of similar size; an enrolment photo must show one person")
+        gate.check_detection(dominant)
+        aligned = align(image, dominant)
+        gate.check_crop(aligned)
+        return aligned

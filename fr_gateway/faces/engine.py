@@ -1,0 +1,71 @@
+"""Load a model pack once and build the detector, cropper and embedder on it from the settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from fr_gateway.config import Settings
+from fr_gateway.faces.crops import FaceCropper, ImageLimits
+from fr_gateway.faces.detector import FaceDetector
+from fr_gateway.faces.embedder import FaceEmbedder
+from fr_gateway.faces.models import (
+    ModelPack,
+    Thresholds,
+    choose_providers,
+    create_session,
+    locate_pack,
+    warn_if_two_runtimes,
+)
+from fr_gateway.faces.quality import QualityGate
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceEngine:
+    pack: ModelPack
+    providers: list[str]
+    thresholds: Thresholds
+    detector: FaceDetector
+    cropper: FaceCropper
+    embedder: FaceEmbedder
+
+
+def load_pack(settings: Settings) -> ModelPack:
+    return locate_pack(settings.model_dir, settings.detector_file, settings.recognizer_file)
+
+
+def load_detector(settings: Settings, pack: ModelPack, providers: list[str]) -> FaceDetector:
+    session = create_session(pack.detector_file, providers, settings.intra_op_threads)
+    return FaceDetector(session, str(pack.detector_file), settings.det_size, settings.det_score)
+
+
+def resolve_thresholds(settings: Settings, pack: ModelPack) -> Thresholds:
+    """Configured thresholds win over the model's measured ones; an unmeasured model is said out loud."""
+    measured = pack.thresholds
+    if settings.identify_threshold is None and settings.verify_threshold is None:
+        if measured.source.startswith("unmeasured"):
+            log.warning("no measured thresholds for %s (%s); using %s", pack.name, pack.fingerprint[:12], measured)
+        return measured
+    return Thresholds(
+        identify=measured.identify if settings.identify_threshold is None else settings.identify_threshold,
+        verify=measured.verify if settings.verify_threshold is None else settings.verify_threshold,
+        source="configured",
+    )
+
+
+def load_engine(settings: Settings) -> FaceEngine:
+    warn_if_two_runtimes()
+    pack = load_pack(settings)
+    providers = choose_providers(settings.providers)
+    detector = load_detector(settings, pack, providers)
+    recognizer = create_session(pack.recognizer_file, providers, settings.intra_op_threads)
+    gate = QualityGate(settings.det_score, settings.min_face_px, settings.min_blur, settings.max_yaw)
+    enrol_gate = dataclasses.replace(gate, min_det_score=settings.enrol_min_det_score)
+    cropper = FaceCropper(detector, gate, enrol_gate,
+                          ImageLimits(settings.max_image_bytes, settings.max_image_pixels), settings.enrol_dominance)
+    log.info("models: detector %s, recogniser %s (sha256 %s), providers %s",
+             pack.detector_file.name, pack.name, pack.fingerprint, recognizer.get_providers())
+    return FaceEngine(pack, recognizer.get_providers(), resolve_thresholds(settings, pack), detector, cropper,
+                      FaceEmbedder(recognizer, str(pack.recognizer_file)))

