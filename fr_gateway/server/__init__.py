@@ -1,0 +1,1 @@
+"""Server: the gRPC servicers and the process that hosts them with health and reflection."""

@@ -1,0 +1,90 @@
+"""Assemble and run the gateway: models, gallery, micro-batcher, the two services, health and reflection."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from fr_gateway.config import Settings
+from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.faces.batching import EmbeddingBatcher
+from fr_gateway.faces.engine import FaceEngine, load_engine
+from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer
+from fr_gateway.service import GatewayService, open_gallery
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    recognition_pb2.DESCRIPTOR.services_by_name["Recognition"].full_name,
+    gallery_pb2.DESCRIPTOR.services_by_name["Gallery"].full_name,
+)
+
+
+class Gateway:
+    """A started gateway: `port` is the bound port (useful with port 0), `stop()` drains and closes."""
+
+    def __init__(self, settings: Settings, engine: FaceEngine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or load_engine(settings)
+        store, index = open_gallery(self.engine, settings.gallery)
+        self._store = store
+        self._batcher = EmbeddingBatcher(self.engine.embedder, settings.batch_size, settings.batch_wait_ms,
+                                         settings.queue_size)
+        self.service = GatewayService(self.engine, self._batcher, store, index, settings.top_k, settings.max_top_k)
+        limits = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ]
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
+            options=limits, maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
+        recognition_pb2_grpc.add_RecognitionServicer_to_server(RecognitionServicer(self.service), self._server)
+        gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service), self._server)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                                            self._server)
+        self.port = self._server.add_insecure_port(settings.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {settings.listen}")
+
+    def start(self) -> Gateway:
+        self._server.start()
+        for name in ("", *SERVICE_NAMES):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        host = self.settings.listen.rsplit(":", 1)[0]
+        log.info("fr-gateway serving %d templates from %s on %s:%d (model %s, thresholds identify %.2f "
+                 "verify %.2f: %s)", self.service.gallery_size, self.settings.gallery, host, self.port,
+                 self.engine.pack.name, self.engine.thresholds.identify, self.engine.thresholds.verify,
+                 self.engine.thresholds.source)
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Refuse new calls, let running ones finish, then close the embedder and the store."""
+        self._health.enter_graceful_shutdown()
+        self._server.stop(grace).wait()
+        self._batcher.close()
+        self._store.close()
+
+
+def serve(settings: Settings, port_file: Path | None = None) -> None:
+    """Run until SIGINT or SIGTERM; write the bound port to port_file once serving (for scripts and tests)."""
+    log.warning("PLAINTEXT gRPC (--insecure): traffic and faces cross the network unencrypted; "
+                "use this only on loopback or in a demo")
+    gateway = Gateway(settings).start()
+    if port_file:
+        port_file.write_text(f"{gateway.port}\n")
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
+    log.info("stopping")
+    gateway.stop()

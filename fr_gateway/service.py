@@ -1,0 +1,139 @@
+"""The gateway's operations in domain terms: identify, verify, enrol, remove. Each runs faces -> search ->
+decision; the servicers only translate the contract to and from these calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+
+import numpy as np
+
+from fr_gateway.decision import Decision, decide, decision_for
+from fr_gateway.faces.batching import EmbeddingBatcher, Overloaded
+from fr_gateway.faces.crops import CropKind
+from fr_gateway.faces.engine import FaceEngine
+from fr_gateway.gallery.nik import validate_nik
+from fr_gateway.gallery.store import TemplateStore
+from fr_gateway.reasons import Problem, Reason
+from fr_gateway.search.faiss_index import Candidate, FaissIndex
+
+EMBED_TIMEOUT_S = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceInput:
+    image: bytes
+    kind: CropKind
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentifyResult:
+    decision: Decision
+    threshold: float
+    gallery_size: int
+    candidates: list[Candidate] = dataclasses.field(default_factory=list)
+    reason: Reason | None = None
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyResult:
+    decision: Decision
+    threshold: float
+    score: float = 0.0
+    reason: Reason | None = None
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrollResult:
+    nik: str
+    enrolled: bool
+    replaced: bool = False
+    reason: Reason | None = None
+    detail: str = ""
+
+
+def open_gallery(engine: FaceEngine, directory: str) -> tuple[TemplateStore, FaissIndex]:
+    """Open (or create) the store, refusing another model's gallery, and rebuild the index from it."""
+    store = TemplateStore(directory, engine.pack.fingerprint, engine.pack.name)
+    niks, templates = store.all_templates()
+    return store, FaissIndex.build(engine.embedder.dim, niks, templates)
+
+
+class GatewayService:
+    def __init__(self, engine: FaceEngine, batcher: EmbeddingBatcher, store: TemplateStore, index: FaissIndex,
+                 default_top_k: int, max_top_k: int) -> None:
+        self.engine = engine
+        self._batcher = batcher
+        self._store = store
+        self._index = index
+        self._default_top_k = default_top_k
+        self._max_top_k = max_top_k
+        self._write_lock = threading.Lock()
+
+    @property
+    def gallery_size(self) -> int:
+        return len(self._index)
+
+    def _template(self, face: FaceInput, *, enrolment: bool = False) -> np.ndarray:
+        """Crop, gate and embed one face; every failure is a Problem with a reason."""
+        crop = self.engine.cropper.crop(face.image, face.kind, enrolment=enrolment)
+        try:
+            return self._batcher.embed(crop, timeout=EMBED_TIMEOUT_S)
+        except (Overloaded, FutureTimeout) as exc:
+            raise Problem(Reason.GATEWAY_OVERLOADED, str(exc) or "embedding timed out") from exc
+
+    def identify(self, face: FaceInput, top_k: int = 0) -> IdentifyResult:
+        threshold = self.engine.thresholds.identify
+        try:
+            if top_k > self._max_top_k:
+                raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
+            template = self._template(face)
+        except Problem as problem:
+            return IdentifyResult(decision_for(problem.reason), threshold, self.gallery_size,
+                                  reason=problem.reason, detail=problem.detail)
+        candidates = self._index.search(template, top_k or self._default_top_k)
+        best = candidates[0].score if candidates else None
+        return IdentifyResult(decide(best, threshold), threshold, self.gallery_size, candidates)
+
+    def verify(self, probe: FaceInput, nik: str | None = None, reference: FaceInput | None = None) -> VerifyResult:
+        """Compare the probe with an enrolled NIK's template or with a second face."""
+        threshold = self.engine.thresholds.verify
+        try:
+            if nik is not None:
+                validate_nik(nik)
+                enrolled = self._store.get(nik)
+                if enrolled is None:
+                    raise Problem(Reason.NIK_NOT_ENROLLED, f"NIK {nik} is not enrolled in this gallery")
+            elif reference is None:
+                raise Problem(Reason.ARGUMENT_INVALID, "give a reference: an enrolled NIK or a reference face")
+            probe_template = self._template(probe)
+            reference_template = enrolled if nik is not None else self._template(reference)
+        except Problem as problem:
+            return VerifyResult(decision_for(problem.reason), threshold, reason=problem.reason,
+                                detail=problem.detail)
+        score = float(np.dot(probe_template, reference_template))
+        return VerifyResult(decide(score, threshold), threshold, score)
+
+    def enroll(self, nik: str, face: FaceInput, attributes: Mapping[str, str]) -> EnrollResult:
+        """Store first (the source of truth), then index: an acknowledged enrolment is always in the store."""
+        try:
+            validate_nik(nik)
+            template = self._template(face, enrolment=True)
+        except Problem as problem:
+            return EnrollResult(nik, False, reason=problem.reason, detail=problem.detail)
+        with self._write_lock:
+            replaced = self._store.upsert(nik, template, attributes)
+            self._index.upsert(nik, template)
+        return EnrollResult(nik, True, replaced)
+
+    def remove(self, nik: str) -> bool:
+        """Erase the NIK's template from store and index; False when it was not enrolled."""
+        validate_nik(nik)
+        with self._write_lock:
+            removed = self._store.delete(nik)
+            self._index.remove(nik)
+        return removed
