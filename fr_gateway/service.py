@@ -10,6 +10,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
+from fr_gateway.config import Settings
 from fr_gateway.decision import Decision, decide, decision_for
 from fr_gateway.faces.batching import EmbeddingBatcher, Overloaded
 from fr_gateway.faces.crops import CropKind
@@ -56,13 +57,6 @@ class EnrollResult:
     detail: str = ""
 
 
-def open_gallery(engine: FaceEngine, directory: str) -> tuple[TemplateStore, FaissIndex]:
-    """Open (or create) the store, refusing another model's gallery, and rebuild the index from it."""
-    store = TemplateStore(directory, engine.pack.fingerprint, engine.pack.name)
-    niks, templates = store.all_templates()
-    return store, FaissIndex.build(engine.embedder.dim, niks, templates)
-
-
 class GatewayService:
     def __init__(self, engine: FaceEngine, batcher: EmbeddingBatcher, store: TemplateStore, index: FaissIndex,
                  default_top_k: int, max_top_k: int) -> None:
@@ -73,6 +67,20 @@ class GatewayService:
         self._default_top_k = default_top_k
         self._max_top_k = max_top_k
         self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings, engine: FaceEngine) -> GatewayService:
+        """Open (or create) the gallery's store, refusing another model's gallery, rebuild the index from it,
+        and start the embedding micro-batcher."""
+        store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name)
+        niks, templates = store.all_templates()
+        index = FaissIndex.build(engine.embedder.dim, niks, templates)
+        batcher = EmbeddingBatcher(engine.embedder, settings.batch_size, settings.batch_wait_ms, settings.queue_size)
+        return cls(engine, batcher, store, index, settings.top_k, settings.max_top_k)
+
+    def close(self) -> None:
+        self._batcher.close()
+        self._store.close()
 
     @property
     def gallery_size(self) -> int:

@@ -14,10 +14,9 @@ from grpc_reflection.v1alpha import reflection
 
 from fr_gateway.config import Settings
 from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
-from fr_gateway.faces.batching import EmbeddingBatcher
 from fr_gateway.faces.engine import FaceEngine, load_engine
 from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer
-from fr_gateway.service import GatewayService, open_gallery
+from fr_gateway.service import GatewayService
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +32,7 @@ class Gateway:
     def __init__(self, settings: Settings, engine: FaceEngine | None = None) -> None:
         self.settings = settings
         self.engine = engine or load_engine(settings)
-        store, index = open_gallery(self.engine, settings.gallery)
-        self._store = store
-        self._batcher = EmbeddingBatcher(self.engine.embedder, settings.batch_size, settings.batch_wait_ms,
-                                         settings.queue_size)
-        self.service = GatewayService(self.engine, self._batcher, store, index, settings.top_k, settings.max_top_k)
+        self.service = GatewayService.open(settings, self.engine)
         limits = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -71,8 +66,7 @@ class Gateway:
         """Refuse new calls, let running ones finish, then close the embedder and the store."""
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
-        self._batcher.close()
-        self._store.close()
+        self.service.close()
 
 
 def serve(settings: Settings, port_file: Path | None = None) -> None:

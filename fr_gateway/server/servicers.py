@@ -66,16 +66,16 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                   result.decision.name)
         return result, response
 
-    def Identify(self, request, context):  # noqa: N802 (gRPC method name)
+    def Identify(self, request, context):
         result, response = self._identify(request)
         abort_if_unary_status(context, result.reason, result.detail)
         return response
 
-    def IdentifyStream(self, request_iterator, context) -> Iterator[recognition_pb2.IdentifyResponse]:  # noqa: N802
+    def IdentifyStream(self, request_iterator, context) -> Iterator[recognition_pb2.IdentifyResponse]:
         for request in request_iterator:
             yield self._identify(request)[1]
 
-    def Verify(self, request, context):  # noqa: N802
+    def Verify(self, request, context):
         reference = request.WhichOneof("reference")
         result: VerifyResult = self._service.verify(
             face_input(request.probe),
@@ -108,12 +108,12 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
             detail=result.detail, model_fingerprint=self._service.engine.pack.fingerprint,
         )
 
-    def Enroll(self, request, context):  # noqa: N802
+    def Enroll(self, request, context):
         result = self._enroll(request)
         abort_if_unary_status(context, result.reason, result.detail)
         return self._response(result)
 
-    def EnrollStream(self, request_iterator, context):  # noqa: N802
+    def EnrollStream(self, request_iterator, context):
         summary = gallery_pb2.EnrollSummary()
         by_reason: Counter[str] = Counter()
         for position, request in enumerate(request_iterator):
@@ -129,7 +129,7 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         summary.rejected_by_reason.update(by_reason)
         return summary
 
-    def Remove(self, request, context):  # noqa: N802
+    def Remove(self, request, context):
         try:
             removed = self._service.remove(request.nik)
         except Problem as problem:

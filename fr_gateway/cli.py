@@ -1,0 +1,212 @@
+"""The `fr-gateway` command: subcommands that parse flags, build settings and call the package; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+from fr_gateway.config import Settings, load_settings
+from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.faces.crops import CropKind
+from fr_gateway.gallery.manifest import ManifestRow, read_manifest
+from fr_gateway.gallery.store import GalleryModelMismatch
+
+log = logging.getLogger("fr_gateway")
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return load_settings(args.config, {"model_dir": args.model_dir, **overrides})
+
+
+def _face(path: str, aligned: bool = False) -> face_pb2.Face:
+    return face_pb2.Face(image=Path(path).read_bytes(), kind=face_pb2.ALIGNED if aligned else face_pb2.LOOSE)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from fr_gateway.server.app import serve
+
+    if not args.insecure:
+        print("fr-gateway serve: TLS is not available in this version; start with --insecure for plaintext "
+              "gRPC, on loopback or a trusted network only", file=sys.stderr)
+        return 2
+    serve(_settings(args, listen=args.listen, gallery=args.gallery), args.port_file)
+    return 0
+
+
+def cmd_camera(args: argparse.Namespace) -> int:
+    from fr_gateway.camera.client import CameraClient, DecisionRecord
+    from fr_gateway.camera.sources import open_frames
+    from fr_gateway.faces.engine import load_detector, load_pack
+    from fr_gateway.faces.models import choose_providers
+
+    settings = _settings(args)
+    pack = load_pack(settings)
+    detector = load_detector(settings, pack, choose_providers(settings.providers))
+    frames = open_frames(args.source)
+    if args.max_frames:
+        frames = (frame for frame in frames if frame.index < args.max_frames)
+    with contextlib.ExitStack() as stack:
+        jsonl = stack.enter_context(Path(args.jsonl).open("w")) if args.jsonl else None
+
+        def show(record: DecisionRecord) -> None:
+            print(record.line(), flush=True)
+            if jsonl:
+                jsonl.write(json.dumps(dataclasses.asdict(record)) + "\n")
+
+        channel = stack.enter_context(grpc.insecure_channel(args.target))
+        stats = CameraClient(detector, channel, args.camera_id).run(frames, show)
+    counts = ", ".join(f"{name} {n}" for name, n in sorted(stats.decisions.items()))
+    print(f"camera {args.camera_id}: {stats.frames} frames, {stats.faces} faces in {stats.seconds:.1f} s "
+          f"({stats.faces_per_second:.1f} faces/s); {counts}")
+    return 0
+
+
+def _enroll_offline(settings: Settings, rows: list[ManifestRow]) -> tuple[Counter[str], list[str]]:
+    from fr_gateway.faces.engine import load_engine
+    from fr_gateway.service import FaceInput, GatewayService
+
+    service = GatewayService.open(settings, load_engine(settings))
+    counts: Counter[str] = Counter()
+    rejects = []
+    try:
+        for row in rows:
+            result = service.enroll(row.nik, FaceInput(row.photo.read_bytes(), CropKind.LOOSE), row.attributes)
+            if result.enrolled:
+                counts["replaced" if result.replaced else "enrolled"] += 1
+            else:
+                counts["rejected"] += 1
+                rejects.append(f"line {row.line} {row.nik}: {result.reason.name}: {result.detail}")
+    finally:
+        service.close()
+    return counts, rejects
+
+
+def _enroll_remote(target: str, rows: list[ManifestRow]) -> tuple[Counter[str], list[str]]:
+    def requests() -> Iterator[gallery_pb2.EnrollRequest]:
+        for row in rows:
+            yield gallery_pb2.EnrollRequest(nik=row.nik, face=_face(str(row.photo)), attributes=row.attributes)
+
+    with grpc.insecure_channel(target) as channel:
+        summary = gallery_pb2_grpc.GalleryStub(channel).EnrollStream(requests())
+    counts = Counter(enrolled=summary.enrolled - summary.replaced, replaced=summary.replaced,
+                     rejected=summary.rejected)
+    rejects = [f"line {rows[r.index].line} {r.nik}: {face_pb2.Reason.Name(r.reason)}: {r.detail}"
+               for r in summary.rejects]
+    return counts, rejects
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    rows = list(read_manifest(args.manifest))
+    missing = [f"line {row.line}: photo {row.photo} not found" for row in rows if not row.photo.is_file()]
+    rows = [row for row in rows if row.photo.is_file()]
+    if args.target:
+        counts, rejects = _enroll_remote(args.target, rows)
+    else:
+        counts, rejects = _enroll_offline(_settings(args, gallery=args.gallery), rows)
+    for line in missing + rejects:
+        print(f"rejected {line}", file=sys.stderr)
+    print(f"enrolled {counts['enrolled']}, replaced {counts['replaced']}, "
+          f"rejected {counts['rejected'] + len(missing)} of {len(rows) + len(missing)} records")
+    return 0
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    with grpc.insecure_channel(args.target) as channel:
+        response = recognition_pb2_grpc.RecognitionStub(channel).Identify(recognition_pb2.IdentifyRequest(
+            camera_id=args.camera_id, face=_face(args.image, args.aligned), top_k=args.top_k))
+    print(f"{face_pb2.Decision.Name(response.decision)} (threshold {response.threshold:.2f}, "
+          f"gallery {response.gallery_size}) {response.detail}".rstrip())
+    for rank, candidate in enumerate(response.candidates, start=1):
+        print(f"  {rank}. NIK {candidate.nik}  score {candidate.score:.3f}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    request = recognition_pb2.VerifyRequest(probe=_face(args.probe))
+    if args.nik:
+        request.nik = args.nik
+    else:
+        request.reference_face.CopyFrom(_face(args.reference))
+    with grpc.insecure_channel(args.target) as channel:
+        response = recognition_pb2_grpc.RecognitionStub(channel).Verify(request)
+    print(f"{face_pb2.Decision.Name(response.decision)}: score {response.score:.3f}, "
+          f"threshold {response.threshold:.2f} {response.detail}".rstrip())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fr-gateway", description="Real-time face recognition gateway.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML settings file (also FRG_CONFIG)")
+    common.add_argument("--model-dir", help="insightface pack directory (default: the offline buffalo_s pack)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the gateway")
+    serve.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:50051)")
+    serve.add_argument("--gallery", help="gallery directory, created empty if missing (default index/default)")
+    serve.add_argument("--insecure", action="store_true", help="plaintext gRPC (required in this version)")
+    serve.add_argument("--port-file", type=Path, help="write the bound port here once serving")
+    serve.set_defaults(run=cmd_serve)
+
+    camera = sub.add_parser("camera", parents=[common], help="stream a camera source through a gateway")
+    camera.add_argument("--source", required=True, help="video file, image folder, RTSP URL or device number")
+    camera.add_argument("--camera-id", required=True)
+    camera.add_argument("--target", default="127.0.0.1:50051", help="gateway HOST:PORT")
+    camera.add_argument("--jsonl", help="also write every decision to this JSON Lines file")
+    camera.add_argument("--max-frames", type=int, default=0, help="stop after this many frames")
+    camera.set_defaults(run=cmd_camera)
+
+    enroll = sub.add_parser("enroll", parents=[common], help="enrol a manifest (CSV or JSONL of nik,photo)")
+    enroll.add_argument("--manifest", required=True)
+    where = enroll.add_mutually_exclusive_group()
+    where.add_argument("--gallery", help="enrol offline into this gallery directory (default index/default)")
+    where.add_argument("--target", help="enrol through a running gateway's EnrollStream instead")
+    enroll.set_defaults(run=cmd_enroll)
+
+    identify = sub.add_parser("identify", help="identify one photo against a running gateway")
+    identify.add_argument("--target", default="127.0.0.1:50051")
+    identify.add_argument("--image", required=True)
+    identify.add_argument("--aligned", action="store_true", help="the image is a 112x112 aligned crop")
+    identify.add_argument("--top-k", type=int, default=5)
+    identify.add_argument("--camera-id", default="cli")
+    identify.set_defaults(run=cmd_identify)
+
+    verify = sub.add_parser("verify", help="verify one photo against a NIK or a second photo")
+    verify.add_argument("--target", default="127.0.0.1:50051")
+    verify.add_argument("--probe", required=True)
+    reference = verify.add_mutually_exclusive_group(required=True)
+    reference.add_argument("--nik")
+    reference.add_argument("--reference", help="second photo to compare with")
+    verify.set_defaults(run=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except GalleryModelMismatch as exc:
+        log.error("refusing to serve: %s", exc)
+        return 3
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    except grpc.RpcError as exc:
+        log.error("gateway answered %s: %s", exc.code().name, exc.details())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""`make demo`: the main job end to end on the embedded default (FAISS, SQLite, offline buffalo_s pack).
+
+1. enrols one photo per person from ../shared/data/faces under generated valid NIKs (`fr-gateway enroll`);
+2. writes a camera video of other photos of enrolled people and of people who are not enrolled;
+3. starts the gateway (`fr-gateway serve`) on a free loopback port, streams the video through it
+   (`fr-gateway camera`), prints each decision, then stops the gateway;
+4. scores the decisions against the known truth: correct MATCHes and correct NO_MATCHes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from fr_gateway.gallery.nik import make_nik
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "faces"
+OUT = ROOT / "demo-out"
+FRAME_SIZE = (640, 480)
+FPS = 2.0
+PROBES_PER_PERSON = 2
+# (set, identities enrolled, identities left out of the gallery)
+PEOPLE = (
+    ("celebrities", [f"id{i:02d}" for i in range(10)], ["id10", "id11", "id12"]),
+    ("orl", [f"s{i}" for i in range(1, 21)], [f"s{i}" for i in range(31, 37)]),
+    ("fr-examples", ["biden", "obama", "kit_harington"], ["alex_lacamoire", "rose_leslie"]),
+)
+CAMERA_ID = "IKN-GATE-01"
+
+
+def photos(set_name: str, person: str) -> list[Path]:
+    return sorted((DATA / set_name / person).iterdir(), key=lambda p: (len(p.name), p.name))
+
+
+def fit(image: np.ndarray) -> np.ndarray:
+    """Place a photo on a camera-sized canvas, scaled to at most 70% of its height."""
+    width, height = FRAME_SIZE
+    scale = min(0.7 * height / image.shape[0], 0.9 * width / image.shape[1])
+    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((height, width, 3), 40, dtype=np.uint8)
+    top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
+    canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
+    return canvas
+
+
+def build_inputs() -> tuple[Path, Path, list[dict]]:
+    """Write the enrolment manifest and the camera video; return them with the truth of every frame."""
+    manifest, video = OUT / "manifest.csv", OUT / "checkpoint.avi"
+    nik_of: dict[str, str] = {}
+    truth: list[dict] = []
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), FPS, FRAME_SIZE)
+    with manifest.open("w", newline="") as handle:
+        rows = csv.writer(handle)
+        rows.writerow(["nik", "photo", "name"])
+        for set_name, enrolled, left_out in PEOPLE:
+            for person in enrolled + left_out:
+                label = f"{set_name}/{person}"
+                pictures = photos(set_name, person)
+                if person in enrolled:
+                    serial = len(nik_of) + 1
+                    birth = datetime.date(1960 + serial % 40, 1 + serial % 12, 1 + serial % 28)
+                    nik_of[label] = make_nik(64, 1 + serial % 9, 1 + serial % 7, birth, serial % 2 == 0, serial)
+                    rows.writerow([nik_of[label], pictures[0], label])
+                    pictures = pictures[1:]
+                for picture in pictures[:PROBES_PER_PERSON]:
+                    image = cv2.imread(str(picture), cv2.IMREAD_COLOR)
+                    writer.write(fit(image))
+                    truth.append({"frame": len(truth), "person": label, "nik": nik_of.get(label, "")})
+    writer.release()
+    return manifest, video, truth
+
+
+def fr_gateway(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fr_gateway.cli", *args], **kwargs)
+
+
+def wait_serving(port_file: Path, server: subprocess.Popen, timeout: float = 120.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the gateway exited with status {server.returncode}")
+        if port_file.exists() and port_file.read_text().strip():
+            port = int(port_file.read_text())
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            if status.status == health_pb2.HealthCheckResponse.SERVING:
+                return port
+        time.sleep(0.2)
+    raise SystemExit("the gateway did not start in time")
+
+
+def score(truth: list[dict], decisions_file: Path) -> int:
+    """Compare the dominant face of each frame with the truth; return non-zero if the demo shows no success."""
+    first_face = {}
+    for line in decisions_file.read_text().splitlines():
+        record = json.loads(line)
+        if record["face"] == 1:
+            first_face[record["frame"]] = record
+    tally = {"correct MATCH": 0, "wrong NIK": 0, "missed (NO_MATCH)": 0, "correct NO_MATCH": 0,
+             "false MATCH": 0, "no decision (no face, rejected)": 0}
+    for frame in truth:
+        got = first_face.get(frame["frame"])
+        if got is None or got["decision"] not in ("MATCH", "NO_MATCH"):
+            tally["no decision (no face, rejected)"] += 1
+        elif frame["nik"]:
+            key = "missed (NO_MATCH)" if got["decision"] == "NO_MATCH" else (
+                "correct MATCH" if got["nik"] == frame["nik"] else "wrong NIK")
+            tally[key] += 1
+        else:
+            tally["correct NO_MATCH" if got["decision"] == "NO_MATCH" else "false MATCH"] += 1
+    enrolled = sum(1 for f in truth if f["nik"])
+    print(f"\nscored {len(truth)} frames: {enrolled} show enrolled people, {len(truth) - enrolled} people "
+          "who are not enrolled")
+    for key, count in tally.items():
+        print(f"  {key:<34} {count}")
+    return 0 if tally["correct MATCH"] and tally["correct NO_MATCH"] else 1
+
+
+def main() -> int:
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    gallery, port_file, decisions = OUT / "gallery", OUT / "port", OUT / "decisions.jsonl"
+    manifest, video, truth = build_inputs()
+    print(f"== enrolling {manifest.relative_to(ROOT)} into {gallery.relative_to(ROOT)}", flush=True)
+    if fr_gateway("enroll", "--manifest", str(manifest), "--gallery", str(gallery)).wait() != 0:
+        return 1
+    print(f"== starting the gateway; camera video {video.relative_to(ROOT)} ({len(truth)} frames)", flush=True)
+    server = fr_gateway("serve", "--insecure", "--listen", "127.0.0.1:0", "--gallery", str(gallery),
+                        "--port-file", str(port_file))
+    try:
+        port = wait_serving(port_file, server)
+        camera = fr_gateway("camera", "--source", str(video), "--camera-id", CAMERA_ID,
+                            "--target", f"127.0.0.1:{port}", "--jsonl", str(decisions))
+        if camera.wait() != 0:
+            return 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return score(truth, decisions)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
