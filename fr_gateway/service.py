@@ -13,8 +13,9 @@ import numpy as np
 from fr_gateway.config import Settings
 from fr_gateway.decision import Decision, decide, decision_for
 from fr_gateway.faces.batching import EmbeddingBatcher, Overloaded
-from fr_gateway.faces.crops import CropKind
-from fr_gateway.faces.engine import FaceEngine
+from fr_gateway.faces.crops import CropKind, FaceCropper
+from fr_gateway.faces.engine import FaceEngine, build_cropper, resolve_thresholds
+from fr_gateway.faces.models import Thresholds
 from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import TemplateStore
 from fr_gateway.reasons import Problem, Reason
@@ -58,9 +59,11 @@ class EnrollResult:
 
 
 class GatewayService:
-    def __init__(self, engine: FaceEngine, batcher: EmbeddingBatcher, store: TemplateStore, index: FaissIndex,
-                 default_top_k: int, max_top_k: int) -> None:
+    def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batcher: EmbeddingBatcher,
+                 store: TemplateStore, index: FaissIndex, default_top_k: int, max_top_k: int) -> None:
         self.engine = engine
+        self.cropper = cropper
+        self.thresholds = thresholds
         self._batcher = batcher
         self._store = store
         self._index = index
@@ -76,7 +79,8 @@ class GatewayService:
         niks, templates = store.all_templates()
         index = FaissIndex.build(engine.embedder.dim, niks, templates)
         batcher = EmbeddingBatcher(engine.embedder, settings.batch_size, settings.batch_wait_ms, settings.queue_size)
-        return cls(engine, batcher, store, index, settings.top_k, settings.max_top_k)
+        return cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
+                   batcher, store, index, settings.top_k, settings.max_top_k)
 
     def close(self) -> None:
         self._batcher.close()
@@ -86,20 +90,27 @@ class GatewayService:
     def gallery_size(self) -> int:
         return len(self._index)
 
-    def _template(self, face: FaceInput, *, enrolment: bool = False) -> np.ndarray:
-        """Crop, gate and embed one face; every failure is a Problem with a reason."""
-        crop = self.engine.cropper.crop(face.image, face.kind, enrolment=enrolment)
+    def _templates(self, *faces: FaceInput, enrolment: bool = False) -> list[np.ndarray]:
+        """Crop and gate every face, then embed them together in one batch; every failure is a Problem."""
+        crops = [self.cropper.crop(face.image, face.kind, enrolment=enrolment) for face in faces]
         try:
-            return self._batcher.embed(crop, timeout=EMBED_TIMEOUT_S)
+            pending = [self._batcher.submit(crop) for crop in crops]
+            return [future.result(EMBED_TIMEOUT_S) for future in pending]
         except (Overloaded, FutureTimeout) as exc:
             raise Problem(Reason.GATEWAY_OVERLOADED, str(exc) or "embedding timed out") from exc
 
+    def _enrolled_template(self, nik: str) -> np.ndarray:
+        template = self._store.get(validate_nik(nik))
+        if template is None:
+            raise Problem(Reason.NIK_NOT_ENROLLED, f"NIK {nik} is not enrolled in this gallery")
+        return template
+
     def identify(self, face: FaceInput, top_k: int = 0) -> IdentifyResult:
-        threshold = self.engine.thresholds.identify
+        threshold = self.thresholds.identify
         try:
             if top_k > self._max_top_k:
                 raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
-            template = self._template(face)
+            [template] = self._templates(face)
         except Problem as problem:
             return IdentifyResult(decision_for(problem.reason), threshold, self.gallery_size,
                                   reason=problem.reason, detail=problem.detail)
@@ -109,17 +120,15 @@ class GatewayService:
 
     def verify(self, probe: FaceInput, nik: str | None = None, reference: FaceInput | None = None) -> VerifyResult:
         """Compare the probe with an enrolled NIK's template or with a second face."""
-        threshold = self.engine.thresholds.verify
+        threshold = self.thresholds.verify
         try:
             if nik is not None:
-                validate_nik(nik)
-                enrolled = self._store.get(nik)
-                if enrolled is None:
-                    raise Problem(Reason.NIK_NOT_ENROLLED, f"NIK {nik} is not enrolled in this gallery")
-            elif reference is None:
+                reference_template = self._enrolled_template(nik)
+                [probe_template] = self._templates(probe)
+            elif reference is not None:
+                probe_template, reference_template = self._templates(probe, reference)
+            else:
                 raise Problem(Reason.ARGUMENT_INVALID, "give a reference: an enrolled NIK or a reference face")
-            probe_template = self._template(probe)
-            reference_template = enrolled if nik is not None else self._template(reference)
         except Problem as problem:
             return VerifyResult(decision_for(problem.reason), threshold, reason=problem.reason,
                                 detail=problem.detail)
@@ -130,7 +139,7 @@ class GatewayService:
         """Store first (the source of truth), then index: an acknowledged enrolment is always in the store."""
         try:
             validate_nik(nik)
-            template = self._template(face, enrolment=True)
+            [template] = self._templates(face, enrolment=True)
         except Problem as problem:
             return EnrollResult(nik, False, reason=problem.reason, detail=problem.detail)
         with self._write_lock:

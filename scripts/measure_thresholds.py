@@ -28,7 +28,7 @@ import numpy as np
 
 from fr_gateway.config import load_settings
 from fr_gateway.faces.crops import CropKind
-from fr_gateway.faces.engine import load_engine
+from fr_gateway.faces.engine import build_cropper, load_engine
 from fr_gateway.reasons import Problem
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "faces"
@@ -56,11 +56,13 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    engine = load_engine(load_settings(overrides={"model_dir": args.model_dir}))
+    settings = load_settings(overrides={"model_dir": args.model_dir})
+    engine = load_engine(settings)
+    cropper = build_cropper(settings, engine.detector)
     labels, templates, failures = [], [], []
     for label, photo in labelled_photos(args.data):
         try:
-            crop = engine.cropper.crop(photo.read_bytes(), CropKind.LOOSE)
+            crop = cropper.crop(photo.read_bytes(), CropKind.LOOSE)
         except Problem as problem:
             failures.append({"photo": str(photo.relative_to(args.data)), "reason": problem.reason.name})
             continue

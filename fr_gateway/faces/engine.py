@@ -1,4 +1,5 @@
-"""Load a model pack once and build the detector, cropper and embedder on it from the settings."""
+"""Load a model pack once (detector and embedder sessions), and build the settings-dependent parts on it:
+the cropper with its limits and quality gate, and the thresholds."""
 
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class FaceEngine:
+    """The loaded models; shareable by several gateways with different settings."""
+
     pack: ModelPack
     providers: list[str]
-    thresholds: Thresholds
     detector: FaceDetector
-    cropper: FaceCropper
     embedder: FaceEmbedder
 
 
@@ -61,11 +62,13 @@ def load_engine(settings: Settings) -> FaceEngine:
     providers = choose_providers(settings.providers)
     detector = load_detector(settings, pack, providers)
     recognizer = create_session(pack.recognizer_file, providers, settings.intra_op_threads)
-    gate = QualityGate(settings.det_score, settings.min_face_px, settings.min_blur, settings.max_yaw)
-    enrol_gate = dataclasses.replace(gate, min_det_score=settings.enrol_min_det_score)
-    cropper = FaceCropper(detector, gate, enrol_gate,
-                          ImageLimits(settings.max_image_bytes, settings.max_image_pixels), settings.enrol_dominance)
     log.info("models: detector %s, recogniser %s (sha256 %s), providers %s",
              pack.detector_file.name, pack.name, pack.fingerprint, recognizer.get_providers())
-    return FaceEngine(pack, recognizer.get_providers(), resolve_thresholds(settings, pack), detector, cropper,
-                      FaceEmbedder(recognizer, str(pack.recognizer_file)))
+    return FaceEngine(pack, recognizer.get_providers(), detector, FaceEmbedder(recognizer, str(pack.recognizer_file)))
+
+
+def build_cropper(settings: Settings, detector: FaceDetector) -> FaceCropper:
+    gate = QualityGate(settings.det_score, settings.min_face_px, settings.min_blur, settings.max_yaw)
+    enrol_gate = dataclasses.replace(gate, min_det_score=settings.enrol_min_det_score)
+    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+    return FaceCropper(detector, gate, enrol_gate, limits, settings.enrol_dominance)

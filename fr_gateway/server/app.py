@@ -58,8 +58,8 @@ class Gateway:
         host = self.settings.listen.rsplit(":", 1)[0]
         log.info("fr-gateway serving %d templates from %s on %s:%d (model %s, thresholds identify %.2f "
                  "verify %.2f: %s)", self.service.gallery_size, self.settings.gallery, host, self.port,
-                 self.engine.pack.name, self.engine.thresholds.identify, self.engine.thresholds.verify,
-                 self.engine.thresholds.source)
+                 self.engine.pack.name, self.service.thresholds.identify, self.service.thresholds.verify,
+                 self.service.thresholds.source)
         return self
 
     def stop(self, grace: float = 5.0) -> None:

@@ -1,0 +1,106 @@
+"""Shared fixtures: the real model pack loaded once, and gateways on real gRPC over 127.0.0.1 (ephemeral ports)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+
+from fr_gateway.config import Settings, load_settings
+from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2_grpc
+from fr_gateway.faces.engine import FaceEngine, load_engine
+from fr_gateway.gallery.nik import make_nik
+from fr_gateway.server.app import Gateway
+
+DATA = Path(os.environ.get("FRG_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"))
+
+# The gallery used by the recognition tests: these people are enrolled with their first photo ...
+ENROLLED = (
+    [("celebrities", f"id{i:02d}") for i in range(10)]
+    + [("orl", f"s{i}") for i in range(1, 31)]
+    + [("fr-examples", name) for name in ("biden", "obama", "kit_harington")]
+)
+# ... and these are never enrolled: every photo of them is a non-mated search.
+NOT_ENROLLED = (
+    [("celebrities", f"id{i:02d}") for i in range(10, 13)]
+    + [("orl", f"s{i}") for i in range(31, 41)]
+    + [("fr-examples", name) for name in ("alex_lacamoire", "rose_leslie")]
+)
+
+
+def photos(set_name: str, person: str) -> list[Path]:
+    """A person's photos in a stable order (first one is the enrolment photo)."""
+    found = sorted((DATA / set_name / person).iterdir(), key=lambda p: (len(p.name), p.name))
+    assert found, f"no photos for {set_name}/{person} under {DATA}"
+    return found
+
+
+def nik_for(number: int) -> str:
+    """A distinct, well-formed NIK per test identity (East Kalimantan, the IKN province)."""
+    birth = datetime.date(1970 + number % 30, 1 + number % 12, 1 + number % 28)
+    return make_nik(64, 1 + number % 9, 1 + number % 7, birth, number % 2 == 1, number + 1)
+
+
+def loose(path: Path) -> face_pb2.Face:
+    return face_pb2.Face(image=path.read_bytes(), kind=face_pb2.LOOSE)
+
+
+def png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+@pytest.fixture(scope="session")
+def engine() -> FaceEngine:
+    assert DATA.is_dir(), f"test faces not found at {DATA} (set FRG_TEST_DATA)"
+    return load_engine(load_settings(environ={}))
+
+
+def start_gateway(engine: FaceEngine, gallery: Path, **overrides: object) -> Gateway:
+    settings = load_settings(overrides={"listen": "127.0.0.1:0", "gallery": str(gallery), **overrides}, environ={})
+    return Gateway(settings, engine=engine).start()
+
+
+class Client:
+    """Stubs for one gateway, over a real loopback channel."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{gateway.port}")
+        self.recognition = recognition_pb2_grpc.RecognitionStub(self.channel)
+        self.gallery = gallery_pb2_grpc.GalleryStub(self.channel)
+
+    @property
+    def settings(self) -> Settings:
+        return self.gateway.settings
+
+
+@pytest.fixture
+def fresh(engine: FaceEngine, tmp_path: Path) -> Iterator[Client]:
+    """A gateway on an empty gallery, for tests that change the gallery."""
+    gateway = start_gateway(engine, tmp_path / "gallery")
+    client = Client(gateway)
+    yield client
+    client.channel.close()
+    gateway.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def enrolled(engine: FaceEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """A gateway whose gallery holds ENROLLED, enrolled through the EnrollStream RPC."""
+    gateway = start_gateway(engine, tmp_path_factory.mktemp("gallery"))
+    client = Client(gateway)
+    requests = [
+        gallery_pb2.EnrollRequest(nik=nik_for(i), face=loose(photos(*who)[0]), attributes={"name": "/".join(who)})
+        for i, who in enumerate(ENROLLED)
+    ]
+    summary = client.gallery.EnrollStream(iter(requests))
+    assert (summary.enrolled, summary.rejected) == (len(ENROLLED), 0), summary
+    yield client
+    client.channel.close()
+    gateway.stop(grace=1)
