@@ -1,8 +1,7 @@
-from typing import ClassVar as _ClassVar
-
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -71,4 +70,4 @@ class Face(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     kind: CropKind
-    def __init__(self, image: bytes | None = ..., kind: CropKind | str | None = ...) -> None: ...
+    def __init__(self, image: _Optional[bytes] = ..., kind: _Optional[_Union[CropKind, str]] = ...) -> None: ...

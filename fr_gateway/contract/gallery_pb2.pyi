@@ -1,34 +1,31 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from . import face_pb2 as _face_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
-
-from . import face_pb2 as _face_pb2
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("attributes", "face", "nik")
+    __slots__ = ("nik", "face", "attributes")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NIK_FIELD_NUMBER: _ClassVar[int]
     FACE_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     nik: str
     face: _face_pb2.Face
     attributes: _containers.ScalarMap[str, str]
-    def __init__(self, nik: str | None = ..., face: _face_pb2.Face | _Mapping | None = ..., attributes: _Mapping[str, str] | None = ...) -> None: ...
+    def __init__(self, nik: _Optional[str] = ..., face: _Optional[_Union[_face_pb2.Face, _Mapping]] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("detail", "enrolled", "model_fingerprint", "nik", "reason", "replaced")
+    __slots__ = ("nik", "enrolled", "replaced", "reason", "detail", "model_fingerprint")
     NIK_FIELD_NUMBER: _ClassVar[int]
     ENROLLED_FIELD_NUMBER: _ClassVar[int]
     REPLACED_FIELD_NUMBER: _ClassVar[int]
@@ -41,10 +38,10 @@ class EnrollResponse(_message.Message):
     reason: _face_pb2.Reason
     detail: str
     model_fingerprint: str
-    def __init__(self, nik: str | None = ..., enrolled: bool | None = ..., replaced: bool | None = ..., reason: _face_pb2.Reason | str | None = ..., detail: str | None = ..., model_fingerprint: str | None = ...) -> None: ...
+    def __init__(self, nik: _Optional[str] = ..., enrolled: _Optional[bool] = ..., replaced: _Optional[bool] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., model_fingerprint: _Optional[str] = ...) -> None: ...
 
 class RejectedRecord(_message.Message):
-    __slots__ = ("detail", "index", "nik", "reason")
+    __slots__ = ("index", "nik", "reason", "detail")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     NIK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -53,17 +50,17 @@ class RejectedRecord(_message.Message):
     nik: str
     reason: _face_pb2.Reason
     detail: str
-    def __init__(self, index: int | None = ..., nik: str | None = ..., reason: _face_pb2.Reason | str | None = ..., detail: str | None = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., nik: _Optional[str] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class EnrollSummary(_message.Message):
-    __slots__ = ("enrolled", "rejected", "rejected_by_reason", "rejects", "replaced")
+    __slots__ = ("enrolled", "replaced", "rejected", "rejected_by_reason", "rejects")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: int
-        def __init__(self, key: str | None = ..., value: int | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ENROLLED_FIELD_NUMBER: _ClassVar[int]
     REPLACED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
@@ -74,13 +71,13 @@ class EnrollSummary(_message.Message):
     rejected: int
     rejected_by_reason: _containers.ScalarMap[str, int]
     rejects: _containers.RepeatedCompositeFieldContainer[RejectedRecord]
-    def __init__(self, enrolled: int | None = ..., replaced: int | None = ..., rejected: int | None = ..., rejected_by_reason: _Mapping[str, int] | None = ..., rejects: _Iterable[RejectedRecord | _Mapping] | None = ...) -> None: ...
+    def __init__(self, enrolled: _Optional[int] = ..., replaced: _Optional[int] = ..., rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., rejects: _Optional[_Iterable[_Union[RejectedRecord, _Mapping]]] = ...) -> None: ...
 
 class RemoveRequest(_message.Message):
     __slots__ = ("nik",)
     NIK_FIELD_NUMBER: _ClassVar[int]
     nik: str
-    def __init__(self, nik: str | None = ...) -> None: ...
+    def __init__(self, nik: _Optional[str] = ...) -> None: ...
 
 class RemoveResponse(_message.Message):
     __slots__ = ("nik", "removed")
@@ -88,4 +85,4 @@ class RemoveResponse(_message.Message):
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     nik: str
     removed: bool
-    def __init__(self, nik: str | None = ..., removed: bool | None = ...) -> None: ...
+    def __init__(self, nik: _Optional[str] = ..., removed: _Optional[bool] = ...) -> None: ...

@@ -1,17 +1,14 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from . import face_pb2 as _face_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
-
-from . import face_pb2 as _face_pb2
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("camera_id", "face", "request_id", "top_k")
+    __slots__ = ("request_id", "camera_id", "face", "top_k")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     FACE_FIELD_NUMBER: _ClassVar[int]
@@ -20,7 +17,7 @@ class IdentifyRequest(_message.Message):
     camera_id: str
     face: _face_pb2.Face
     top_k: int
-    def __init__(self, request_id: str | None = ..., camera_id: str | None = ..., face: _face_pb2.Face | _Mapping | None = ..., top_k: int | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., face: _Optional[_Union[_face_pb2.Face, _Mapping]] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("nik", "score")
@@ -28,10 +25,10 @@ class Candidate(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     nik: str
     score: float
-    def __init__(self, nik: str | None = ..., score: float | None = ...) -> None: ...
+    def __init__(self, nik: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("camera_id", "candidates", "decision", "detail", "gallery_size", "model_fingerprint", "reason", "request_id", "threshold")
+    __slots__ = ("request_id", "candidates", "decision", "threshold", "reason", "detail", "camera_id", "gallery_size", "model_fingerprint")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
@@ -50,10 +47,10 @@ class IdentifyResponse(_message.Message):
     camera_id: str
     gallery_size: int
     model_fingerprint: str
-    def __init__(self, request_id: str | None = ..., candidates: _Iterable[Candidate | _Mapping] | None = ..., decision: _face_pb2.Decision | str | None = ..., threshold: float | None = ..., reason: _face_pb2.Reason | str | None = ..., detail: str | None = ..., camera_id: str | None = ..., gallery_size: int | None = ..., model_fingerprint: str | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., threshold: _Optional[float] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., camera_id: _Optional[str] = ..., gallery_size: _Optional[int] = ..., model_fingerprint: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ("nik", "probe", "reference_face", "request_id")
+    __slots__ = ("request_id", "probe", "nik", "reference_face")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PROBE_FIELD_NUMBER: _ClassVar[int]
     NIK_FIELD_NUMBER: _ClassVar[int]
@@ -62,10 +59,10 @@ class VerifyRequest(_message.Message):
     probe: _face_pb2.Face
     nik: str
     reference_face: _face_pb2.Face
-    def __init__(self, request_id: str | None = ..., probe: _face_pb2.Face | _Mapping | None = ..., nik: str | None = ..., reference_face: _face_pb2.Face | _Mapping | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., probe: _Optional[_Union[_face_pb2.Face, _Mapping]] = ..., nik: _Optional[str] = ..., reference_face: _Optional[_Union[_face_pb2.Face, _Mapping]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("decision", "detail", "match", "model_fingerprint", "reason", "request_id", "score", "threshold")
+    __slots__ = ("request_id", "match", "score", "threshold", "decision", "reason", "detail", "model_fingerprint")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -82,4 +79,4 @@ class VerifyResponse(_message.Message):
     reason: _face_pb2.Reason
     detail: str
     model_fingerprint: str
-    def __init__(self, request_id: str | None = ..., match: bool | None = ..., score: float | None = ..., threshold: float | None = ..., decision: _face_pb2.Decision | str | None = ..., reason: _face_pb2.Reason | str | None = ..., detail: str | None = ..., model_fingerprint: str | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., match: _Optional[bool] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., model_fingerprint: _Optional[str] = ...) -> None: ...

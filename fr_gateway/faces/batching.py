@@ -39,6 +39,11 @@ class EmbeddingBatcher:
             raise Overloaded(f"embedding queue is full ({self._queue.maxsize} crops waiting)") from exc
         return future
 
+    @property
+    def depth(self) -> int:
+        """Crops waiting for the embedder."""
+        return self._queue.qsize()
+
     def embed(self, crop: np.ndarray, timeout: float | None = None) -> np.ndarray:
         return self.submit(crop).result(timeout)
 

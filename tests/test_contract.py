@@ -1,0 +1,81 @@
+"""The contract integrators build against: exact names, current stubs, health and reflection served."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_checked_in_stubs_match_the_proto_files():
+    result = subprocess.run([sys.executable, "scripts/gen_proto.py", "--check"], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def methods(module, service):
+    desc = module.DESCRIPTOR.services_by_name[service]
+    return {m.name: (m.input_type.name, m.output_type.name, m.client_streaming, m.server_streaming)
+            for m in desc.methods}
+
+
+def test_services_and_methods_are_exactly_the_contract():
+    assert recognition_pb2.DESCRIPTOR.package == "frgateway.v1"
+    assert methods(recognition_pb2, "Recognition") == {
+        "Identify": ("IdentifyRequest", "IdentifyResponse", False, False),
+        "IdentifyStream": ("IdentifyRequest", "IdentifyResponse", True, True),
+        "Verify": ("VerifyRequest", "VerifyResponse", False, False),
+    }
+    assert methods(gallery_pb2, "Gallery") == {
+        "Enroll": ("EnrollRequest", "EnrollResponse", False, False),
+        "EnrollStream": ("EnrollRequest", "EnrollSummary", True, False),
+        "Remove": ("RemoveRequest", "RemoveResponse", False, False),
+    }
+
+
+def fields(message):
+    return {f.name: f.number for f in message.DESCRIPTOR.fields}
+
+
+def test_fixed_fields_keep_their_numbers():
+    assert fields(face_pb2.Face) == {"image": 1, "kind": 2}
+    assert face_pb2.CropKind.Value("CROP_KIND_UNSPECIFIED") == 0
+    assert {"ALIGNED", "LOOSE"} <= set(face_pb2.CropKind.keys())
+    assert {"MATCH", "NO_MATCH", "NO_FACE", "REJECTED"} <= set(face_pb2.Decision.keys())
+    assert fields(recognition_pb2.IdentifyRequest) == {"request_id": 1, "camera_id": 2, "face": 3, "top_k": 4}
+    assert {"request_id": 1, "candidates": 2, "decision": 3, "threshold": 4}.items() <= fields(
+        recognition_pb2.IdentifyResponse).items()
+    assert fields(recognition_pb2.Candidate) == {"nik": 1, "score": 2}
+    assert fields(recognition_pb2.VerifyRequest) == {"request_id": 1, "probe": 2, "nik": 3, "reference_face": 4}
+    assert [f.name for f in recognition_pb2.VerifyRequest.DESCRIPTOR.oneofs_by_name["reference"].fields] == [
+        "nik", "reference_face"]
+    assert {"request_id": 1, "match": 2, "score": 3, "threshold": 4, "decision": 5}.items() <= fields(
+        recognition_pb2.VerifyResponse).items()
+    assert fields(gallery_pb2.EnrollRequest) == {"nik": 1, "face": 2, "attributes": 3}
+    assert fields(gallery_pb2.RemoveRequest) == {"nik": 1}
+
+
+def test_domain_codes_mirror_the_contract():
+    from fr_gateway.decision import Decision
+    from fr_gateway.reasons import Reason
+
+    assert {d.name for d in Decision} == set(face_pb2.Decision.keys()) - {"DECISION_UNSPECIFIED"}
+    assert {r.name for r in Reason} == set(face_pb2.Reason.keys()) - {"REASON_UNSPECIFIED"}
+
+
+def test_health_and_reflection_are_served(fresh):
+    health = health_pb2_grpc.HealthStub(fresh.channel)
+    for service in ("", "frgateway.v1.Recognition", "frgateway.v1.Gallery"):
+        assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == \
+            health_pb2.HealthCheckResponse.SERVING
+    stub = reflection_pb2_grpc.ServerReflectionStub(fresh.channel)
+    answer = next(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    names = {s.name for s in answer.list_services_response.service}
+    assert {"frgateway.v1.Recognition", "frgateway.v1.Gallery", "grpc.health.v1.Health"} <= names
