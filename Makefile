@@ -1,6 +1,6 @@
 # Every target that needs Python builds the virtual environment first, so a
 # fresh machine needs nothing but Python 3.11 and make.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

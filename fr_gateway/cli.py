@@ -16,7 +16,6 @@ import grpc
 
 from fr_gateway.config import Settings, load_settings
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
-from fr_gateway.faces.crops import CropKind
 from fr_gateway.gallery.manifest import ManifestRow, read_manifest
 from fr_gateway.gallery.store import GalleryModelMismatch
 
@@ -71,6 +70,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
 
 
 def _enroll_offline(settings: Settings, rows: list[ManifestRow]) -> tuple[Counter[str], list[str]]:
+    from fr_gateway.faces.crops import CropKind
     from fr_gateway.faces.engine import load_engine
     from fr_gateway.service import FaceInput, GatewayService
 

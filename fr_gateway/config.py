@@ -50,9 +50,8 @@ class Settings:
     batch_size: int = 32
     batch_wait_ms: float = 2.0
     queue_size: int = 512
-    # gRPC server
+    # gRPC server: the most concurrent calls (an open stream holds one); more answer RESOURCE_EXHAUSTED
     workers: int = 64
-    max_concurrent_rpcs: int = 256
 
 
 def _coerce(name: str, hint: Any, raw: Any) -> Any:

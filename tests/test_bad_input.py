@@ -9,7 +9,7 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from conftest import ENROLLED, loose, nik_for, photos, png
+from conftest import ENROLLED, Client, loose, nik_for, photos, png, start_gateway
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2
@@ -104,8 +104,6 @@ def test_top_k_above_the_maximum_is_invalid(enrolled):
 
 
 def test_image_over_the_byte_limit_is_refused(engine, tmp_path):
-    from conftest import Client, start_gateway
-
     gateway = start_gateway(engine, tmp_path / "g", max_image_bytes=100_000, max_message_bytes=1_000_000)
     client = Client(gateway)
     try:

@@ -13,7 +13,8 @@ def test_defaults_without_any_source():
 
 def test_each_layer_overrides_the_one_below(tmp_path):
     config = tmp_path / "gateway.toml"
-    config.write_text('listen = "127.0.0.1:6000"\ntop_k = 3\nidentify_threshold = 0.5\nproviders = ["CPUExecutionProvider"]\n')
+    config.write_text('listen = "127.0.0.1:6000"\ntop_k = 3\nidentify_threshold = 0.5\n'
+                      'providers = ["CPUExecutionProvider"]\n')
     environ = {"FRG_CONFIG": str(config), "FRG_TOP_K": "9", "FRG_BATCH_WAIT_MS": "0.5"}
     settings = load_settings(overrides={"listen": "127.0.0.1:7000", "gallery": None}, environ=environ)
     assert settings.listen == "127.0.0.1:7000"  # flag beats file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import ENROLLED, loose, nik_for, photos, start_gateway
+from conftest import ENROLLED, Client, loose, nik_for, photos, start_gateway
 
 from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2
 
@@ -72,8 +72,6 @@ def test_enroll_stream_counts_and_explains_rejects(fresh):
 def test_acknowledged_enrolments_survive_a_restart(engine, tmp_path):
     gallery = tmp_path / "gallery"
     first = start_gateway(engine, gallery)
-    from conftest import Client
-
     client = Client(first)
     for number in range(3):
         assert enroll(client, nik_for(number), photos(*ENROLLED[number])[0]).enrolled

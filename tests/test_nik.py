@@ -22,7 +22,7 @@ INVALID = {
     "31710141019000011": "16 digits",
     "31710141019O0001": "16 digits",
     "3171 14101900001": "16 digits",
-    "３１７１０１４１０１９０００１": "16 digits",  # full-width digits are not ASCII
+    "".join(chr(0xFF10 + int(d)) for d in "3171014101900001"): "16 digits",  # full-width digits are not ASCII
     "9971014101900001": "province",
     "0071014101900001": "province",
     "3100014101900001": "regency",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import ENROLLED, NOT_ENROLLED, nik_for, photos
+import grpc
+import pytest
+from conftest import ENROLLED, NOT_ENROLLED, Client, nik_for, photos, start_gateway
 
 from fr_gateway.contract import face_pb2, recognition_pb2
 
@@ -49,3 +52,29 @@ def test_concurrent_streams_each_get_their_own_answers(enrolled):
     assert len(results) == STREAMS * PER_STREAM
     wrong = [row for row in results if row[1] != row[2]]
     assert not wrong, wrong
+
+
+def test_calls_beyond_the_worker_limit_are_refused_not_queued(engine, tmp_path):
+    gateway = start_gateway(engine, tmp_path / "gallery", workers=2)
+    client = Client(gateway)
+    release = threading.Event()
+    probe = photos(*ENROLLED[0])[1].read_bytes()
+
+    def held_stream(camera: str):
+        yield recognition_pb2.IdentifyRequest(request_id=camera, face=face_pb2.Face(image=probe))
+        release.wait(30)
+
+    try:
+        streams = [client.recognition.IdentifyStream(held_stream(f"cam{n}")) for n in range(2)]
+        assert [next(stream).request_id for stream in streams] == ["cam0", "cam1"]  # both are being served
+        with pytest.raises(grpc.RpcError) as error:
+            client.recognition.Identify(recognition_pb2.IdentifyRequest(face=face_pb2.Face(image=probe)), timeout=10)
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        release.set()
+        for stream in streams:
+            assert list(stream) == []
+        assert client.recognition.Identify(recognition_pb2.IdentifyRequest(face=face_pb2.Face(image=probe)))
+    finally:
+        release.set()
+        client.channel.close()
+        gateway.stop(grace=1)

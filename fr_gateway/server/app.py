@@ -39,7 +39,7 @@ class Gateway:
         ]
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-            options=limits, maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+            options=limits, maximum_concurrent_rpcs=settings.workers,
         )
         recognition_pb2_grpc.add_RecognitionServicer_to_server(RecognitionServicer(self.service), self._server)
         gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service), self._server)
