@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Iterator
@@ -80,27 +81,33 @@ class Client:
         return self.gateway.settings
 
 
+@contextlib.contextmanager
+def serving(engine: FaceEngine, gallery: Path, **overrides: object) -> Iterator[Client]:
+    """A gateway with its client for the length of a with-block."""
+    gateway = start_gateway(engine, gallery, **overrides)
+    client = Client(gateway)
+    try:
+        yield client
+    finally:
+        client.channel.close()
+        gateway.stop(grace=1)
+
+
 @pytest.fixture
 def fresh(engine: FaceEngine, tmp_path: Path) -> Iterator[Client]:
     """A gateway on an empty gallery, for tests that change the gallery."""
-    gateway = start_gateway(engine, tmp_path / "gallery")
-    client = Client(gateway)
-    yield client
-    client.channel.close()
-    gateway.stop(grace=1)
+    with serving(engine, tmp_path / "gallery") as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
 def enrolled(engine: FaceEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A gateway whose gallery holds ENROLLED, enrolled through the EnrollStream RPC."""
-    gateway = start_gateway(engine, tmp_path_factory.mktemp("gallery"))
-    client = Client(gateway)
-    requests = [
-        gallery_pb2.EnrollRequest(nik=nik_for(i), face=loose(photos(*who)[0]), attributes={"name": "/".join(who)})
-        for i, who in enumerate(ENROLLED)
-    ]
-    summary = client.gallery.EnrollStream(iter(requests))
-    assert (summary.enrolled, summary.rejected) == (len(ENROLLED), 0), summary
-    yield client
-    client.channel.close()
-    gateway.stop(grace=1)
+    with serving(engine, tmp_path_factory.mktemp("gallery")) as client:
+        requests = [
+            gallery_pb2.EnrollRequest(nik=nik_for(i), face=loose(photos(*who)[0]), attributes={"name": "/".join(who)})
+            for i, who in enumerate(ENROLLED)
+        ]
+        summary = client.gallery.EnrollStream(iter(requests))
+        assert (summary.enrolled, summary.rejected) == (len(ENROLLED), 0), summary
+        yield client

@@ -9,7 +9,7 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from conftest import ENROLLED, Client, loose, nik_for, photos, png, start_gateway
+from conftest import ENROLLED, loose, nik_for, photos, png, serving
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2
@@ -104,9 +104,7 @@ def test_top_k_above_the_maximum_is_invalid(enrolled):
 
 
 def test_image_over_the_byte_limit_is_refused(engine, tmp_path):
-    gateway = start_gateway(engine, tmp_path / "g", max_image_bytes=100_000, max_message_bytes=1_000_000)
-    client = Client(gateway)
-    try:
+    with serving(engine, tmp_path / "g", max_image_bytes=100_000, max_message_bytes=1_000_000) as client:
         big = np.random.default_rng(1).integers(0, 255, (400, 400, 3), dtype=np.uint8)
         with pytest.raises(grpc.RpcError) as error:
             client.recognition.Identify(identify_request(png(big)))
@@ -124,9 +122,6 @@ def test_image_over_the_byte_limit_is_refused(engine, tmp_path):
         assert [(a.request_id, a.decision) for a in answers] == [("big", face_pb2.INVALID),
                                                                   ("good", face_pb2.NO_MATCH)]
         assert answers[0].reason == face_pb2.IMAGE_TOO_LARGE
-    finally:
-        client.channel.close()
-        gateway.stop(grace=1)
 
 
 def test_stream_answers_every_bad_item_and_goes_on(enrolled):

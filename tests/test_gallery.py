@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import ENROLLED, Client, loose, nik_for, photos, start_gateway
+from conftest import ENROLLED, loose, nik_for, photos, serving
 
 from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2
 
@@ -71,19 +71,10 @@ def test_enroll_stream_counts_and_explains_rejects(fresh):
 
 def test_acknowledged_enrolments_survive_a_restart(engine, tmp_path):
     gallery = tmp_path / "gallery"
-    first = start_gateway(engine, gallery)
-    client = Client(first)
-    for number in range(3):
-        assert enroll(client, nik_for(number), photos(*ENROLLED[number])[0]).enrolled
-    client.channel.close()
-    first.stop(grace=1)
-
-    second = start_gateway(engine, gallery)
-    client = Client(second)
-    try:
+    with serving(engine, gallery) as client:
+        for number in range(3):
+            assert enroll(client, nik_for(number), photos(*ENROLLED[number])[0]).enrolled
+    with serving(engine, gallery) as client:
         answer = identify(client, photos(*ENROLLED[2])[1])
         assert answer.gallery_size == 3
         assert answer.decision == face_pb2.MATCH and answer.candidates[0].nik == nik_for(2)
-    finally:
-        client.channel.close()
-        second.stop(grace=1)

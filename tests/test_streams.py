@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from conftest import ENROLLED, NOT_ENROLLED, Client, nik_for, photos, start_gateway
+from conftest import ENROLLED, NOT_ENROLLED, nik_for, photos, serving
 
 from fr_gateway.contract import face_pb2, recognition_pb2
 
@@ -55,8 +55,6 @@ def test_concurrent_streams_each_get_their_own_answers(enrolled):
 
 
 def test_calls_beyond_the_worker_limit_are_refused_not_queued(engine, tmp_path):
-    gateway = start_gateway(engine, tmp_path / "gallery", workers=2)
-    client = Client(gateway)
     release = threading.Event()
     probe = photos(*ENROLLED[0])[1].read_bytes()
 
@@ -64,17 +62,17 @@ def test_calls_beyond_the_worker_limit_are_refused_not_queued(engine, tmp_path):
         yield recognition_pb2.IdentifyRequest(request_id=camera, face=face_pb2.Face(image=probe))
         release.wait(30)
 
-    try:
-        streams = [client.recognition.IdentifyStream(held_stream(f"cam{n}")) for n in range(2)]
-        assert [next(stream).request_id for stream in streams] == ["cam0", "cam1"]  # both are being served
-        with pytest.raises(grpc.RpcError) as error:
-            client.recognition.Identify(recognition_pb2.IdentifyRequest(face=face_pb2.Face(image=probe)), timeout=10)
-        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        release.set()
-        for stream in streams:
-            assert list(stream) == []
-        assert client.recognition.Identify(recognition_pb2.IdentifyRequest(face=face_pb2.Face(image=probe)))
-    finally:
-        release.set()
-        client.channel.close()
-        gateway.stop(grace=1)
+    with serving(engine, tmp_path / "gallery", workers=2) as client:
+        try:
+            streams = [client.recognition.IdentifyStream(held_stream(f"cam{n}")) for n in range(2)]
+            assert [next(stream).request_id for stream in streams] == ["cam0", "cam1"]  # both are being served
+            with pytest.raises(grpc.RpcError) as error:
+                client.recognition.Identify(recognition_pb2.IdentifyRequest(face=face_pb2.Face(image=probe)),
+                                            timeout=10)
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            release.set()
+            for stream in streams:
+                assert list(stream) == []
+            assert client.recognition.Identify(recognition_pb2.IdentifyRequest(face=face_pb2.Face(image=probe)))
+        finally:
+            release.set()
