@@ -14,10 +14,11 @@ from pathlib import Path
 
 import grpc
 
-from fr_gateway.config import Settings, load_settings
+from fr_gateway.config import Settings, key_file_for, load_settings
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.gallery.manifest import ManifestRow, read_manifest
 from fr_gateway.gallery.store import GalleryModelMismatch
+from fr_gateway.security.keys import KeyRingError
 
 log = logging.getLogger("fr_gateway")
 
@@ -143,6 +144,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_store(settings: Settings):
+    """The gallery's store and key ring, for maintenance commands that need no inference."""
+    from fr_gateway.faces.engine import load_pack
+    from fr_gateway.gallery.store import TemplateStore
+    from fr_gateway.security.keys import KeyRing
+
+    if not Path(settings.gallery).is_dir():
+        raise FileNotFoundError(f"gallery {settings.gallery} does not exist")
+    pack = load_pack(settings)
+    keys = KeyRing.load(key_file_for(settings), create=False)
+    return TemplateStore(settings.gallery, pack.fingerprint, pack.name, keys), keys
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    store, keys = _open_store(_settings(args, gallery=args.gallery))
+    try:
+        new = keys.add_active()
+        keys.save()  # first: a crash while resealing leaves records under keys the file still holds
+        resealed = store.reseal()
+        print(f"new active key {new}; resealed {resealed} templates")
+        if args.retire:
+            for old in set(keys.ids) - store.key_ids_in_use() - {new}:
+                keys.retire(old)
+                print(f"retired key {old}")
+            keys.save()
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fr-gateway", description="Real-time face recognition gateway.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -188,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--nik")
     reference.add_argument("--reference", help="second photo to compare with")
     verify.set_defaults(run=cmd_verify)
+    keys = sub.add_parser("keys", help="data keys of a gallery").add_subparsers(dest="action", required=True)
+    rotate = keys.add_parser("rotate", parents=[common], help="new active key; re-encrypt every template with it")
+    rotate.add_argument("--gallery", help="gallery directory (default index/default)")
+    rotate.add_argument("--retire", action="store_true", help="then drop old keys no template uses")
+    rotate.set_defaults(run=cmd_keys_rotate)
     return parser
 
 
@@ -200,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     except GalleryModelMismatch as exc:
         log.error("refusing to serve: %s", exc)
         return 3
-    except (FileNotFoundError, ValueError, OSError) as exc:
+    except (FileNotFoundError, ValueError, OSError, KeyRingError) as exc:
         log.error("%s", exc)
         return 2
     except grpc.RpcError as exc:

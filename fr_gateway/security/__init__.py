@@ -1,0 +1,1 @@
+"""Security: data keys for encryption at rest."""
