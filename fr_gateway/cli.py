@@ -8,15 +8,12 @@ import dataclasses
 import json
 import logging
 import sys
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 
 from fr_gateway.config import Settings, key_file_for, load_settings
-from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
-from fr_gateway.gallery.manifest import ManifestRow, read_manifest
+from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.gallery.store import GalleryModelMismatch
 from fr_gateway.security.keys import KeyRingError
 
@@ -70,53 +67,26 @@ def cmd_camera(args: argparse.Namespace) -> int:
     return 0
 
 
-def _enroll_offline(settings: Settings, rows: list[ManifestRow]) -> tuple[Counter[str], list[str]]:
-    from fr_gateway.faces.crops import CropKind
-    from fr_gateway.faces.engine import load_engine
-    from fr_gateway.service import FaceInput, GatewayService
-
-    service = GatewayService.open(settings, load_engine(settings))
-    counts: Counter[str] = Counter()
-    rejects = []
-    try:
-        for row in rows:
-            result = service.enroll(row.nik, FaceInput(row.photo.read_bytes(), CropKind.LOOSE), row.attributes)
-            if result.enrolled:
-                counts["replaced" if result.replaced else "enrolled"] += 1
-            else:
-                counts["rejected"] += 1
-                rejects.append(f"line {row.line} {row.nik}: {result.reason.name}: {result.detail}")
-    finally:
-        service.close()
-    return counts, rejects
-
-
-def _enroll_remote(target: str, rows: list[ManifestRow]) -> tuple[Counter[str], list[str]]:
-    def requests() -> Iterator[gallery_pb2.EnrollRequest]:
-        for row in rows:
-            yield gallery_pb2.EnrollRequest(nik=row.nik, face=_face(str(row.photo)), attributes=row.attributes)
-
-    with grpc.insecure_channel(target) as channel:
-        summary = gallery_pb2_grpc.GalleryStub(channel).EnrollStream(requests())
-    counts = Counter(enrolled=summary.enrolled - summary.replaced, replaced=summary.replaced,
-                     rejected=summary.rejected)
-    rejects = [f"line {rows[r.index].line} {r.nik}: {face_pb2.Reason.Name(r.reason)}: {r.detail}"
-               for r in summary.rejects]
-    return counts, rejects
-
-
 def cmd_enroll(args: argparse.Namespace) -> int:
-    rows = list(read_manifest(args.manifest))
-    missing = [f"line {row.line}: photo {row.photo} not found" for row in rows if not row.photo.is_file()]
-    rows = [row for row in rows if row.photo.is_file()]
+    from fr_gateway.enrolment import run_enrolment
+
+    manifest = Path(args.manifest)
+    rejects = Path(args.rejects) if args.rejects else manifest.with_suffix(".rejects.csv")
     if args.target:
-        counts, rejects = _enroll_remote(args.target, rows)
+        summary = run_enrolment(manifest, rejects, target=args.target, progress=not args.no_progress)
     else:
-        counts, rejects = _enroll_offline(_settings(args, gallery=args.gallery), rows)
-    for line in missing + rejects:
-        print(f"rejected {line}", file=sys.stderr)
-    print(f"enrolled {counts['enrolled']}, replaced {counts['replaced']}, "
-          f"rejected {counts['rejected'] + len(missing)} of {len(rows) + len(missing)} records")
+        from fr_gateway.faces.engine import load_engine
+        from fr_gateway.service import GatewayService
+
+        settings = _settings(args, gallery=args.gallery)
+        service = GatewayService.open(settings, load_engine(settings))
+        try:
+            summary = run_enrolment(manifest, rejects, service=service, progress=not args.no_progress)
+        finally:
+            service.close()
+    print(summary.line())
+    if summary.counts["rejected"]:
+        print(f"rejected records, with reasons, are in {rejects}: fix them and run it as a manifest")
     return 0
 
 
@@ -155,6 +125,39 @@ def _open_store(settings: Settings):
     pack = load_pack(settings)
     keys = KeyRing.load(key_file_for(settings), create=False)
     return TemplateStore(settings.gallery, pack.fingerprint, pack.name, keys), keys
+
+
+def cmd_gallery_remove(args: argparse.Namespace) -> int:
+    from fr_gateway.gallery.nik import validate_nik
+
+    store, _ = _open_store(_settings(args, gallery=args.gallery))
+    try:
+        removed = [nik for nik in args.nik if store.delete(validate_nik(nik))]
+    finally:
+        store.close()
+    for nik in args.nik:
+        print(f"{nik}: {'erased' if nik in removed else 'not enrolled'}")
+    return 0
+
+
+def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
+    from fr_gateway.faces.engine import load_pack, resolve_thresholds
+    from fr_gateway.search.faiss_index import FaissIndex
+
+    settings = _settings(args, gallery=args.gallery)
+    store, _ = _open_store(settings)
+    threshold = args.threshold or resolve_thresholds(settings, load_pack(settings)).identify
+    try:
+        index = FaissIndex(store.dim)
+        for niks, templates in store.iter_templates():
+            index.add(niks, templates)
+        pairs = index.pairs_above(store.iter_templates(), threshold)
+    finally:
+        store.close()
+    for first, second, score in pairs:
+        print(f"{first} {second} {score:.3f}")
+    print(f"{len(pairs)} pairs of different NIKs score at or above {threshold:.2f}", file=sys.stderr)
+    return 0
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
@@ -200,9 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
     enroll = sub.add_parser("enroll", parents=[common], help="enrol a manifest (CSV or JSONL of nik,photo)")
     enroll.add_argument("--manifest", required=True)
     where = enroll.add_mutually_exclusive_group()
-    where.add_argument("--gallery", help="enrol offline into this gallery directory (default index/default)")
+    where.add_argument("--gallery", help="enrol offline into this gallery: a name under index/ or a directory")
     where.add_argument("--target", help="enrol through a running gateway's EnrollStream instead")
+    enroll.add_argument("--rejects", help="where to write rejected records (default MANIFEST.rejects.csv)")
+    enroll.add_argument("--no-progress", action="store_true", help="no progress bar")
     enroll.set_defaults(run=cmd_enroll)
+
+    gallery = sub.add_parser("gallery", help="gallery maintenance").add_subparsers(dest="action", required=True)
+    remove = gallery.add_parser("remove", parents=[common], help="erase NIKs from the store (and so the index)")
+    remove.add_argument("--gallery")
+    remove.add_argument("nik", nargs="+")
+    remove.set_defaults(run=cmd_gallery_remove)
+    duplicates = gallery.add_parser("duplicates", parents=[common],
+                                    help="pairs of different NIKs whose templates match (one person, two NIKs?)")
+    duplicates.add_argument("--gallery")
+    duplicates.add_argument("--threshold", type=float, help="default: the identify threshold")
+    duplicates.set_defaults(run=cmd_gallery_duplicates)
 
     identify = sub.add_parser("identify", help="identify one photo against a running gateway")
     identify.add_argument("--target", default="127.0.0.1:50051")

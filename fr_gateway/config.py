@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "FRG_"
+GALLERY_HOME = "index"
 CONFIG_ENV = "FRG_CONFIG"
 
 
@@ -102,4 +103,7 @@ def load_settings(
         if env_value is not None:
             values[name] = env_value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return Settings(**{name: _coerce(name, hints[name], value) for name, value in values.items()})
+    settings = Settings(**{name: _coerce(name, hints[name], value) for name, value in values.items()})
+    if "/" not in settings.gallery:  # a bare name is a gallery under index/
+        settings = dataclasses.replace(settings, gallery=f"{GALLERY_HOME}/{settings.gallery}")
+    return settings

@@ -4,8 +4,10 @@ decision; the servicers only translate the contract to and from these calls."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
@@ -17,9 +19,10 @@ from fr_gateway.faces.crops import CropKind, FaceCropper
 from fr_gateway.faces.engine import FaceEngine, build_cropper, resolve_thresholds
 from fr_gateway.faces.models import Thresholds
 from fr_gateway.gallery.nik import validate_nik
-from fr_gateway.gallery.store import TemplateStore
+from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.reasons import Problem, Reason
 from fr_gateway.search.faiss_index import Candidate, FaissIndex
+from fr_gateway.search.snapshot import load_snapshot, save_snapshot
 from fr_gateway.security.keys import KeyRing
 
 EMBED_TIMEOUT_S = 30.0
@@ -51,26 +54,38 @@ class VerifyResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class EnrollRecord:
+    nik: str
+    face: FaceInput
+    attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class EnrollResult:
+    """enrolled: stored and indexed; unchanged: already enrolled from the same photo, so skipped."""
+
     nik: str
     enrolled: bool
     replaced: bool = False
+    unchanged: bool = False
     reason: Reason | None = None
     detail: str = ""
 
 
 class GatewayService:
     def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batcher: EmbeddingBatcher,
-                 store: TemplateStore, index: FaissIndex, default_top_k: int, max_top_k: int) -> None:
+                 store: TemplateStore, keys: KeyRing, default_top_k: int, max_top_k: int) -> None:
         self.engine = engine
         self.cropper = cropper
         self.thresholds = thresholds
         self._batcher = batcher
         self._store = store
-        self._index = index
+        self._keys = keys
         self._default_top_k = default_top_k
         self._max_top_k = max_top_k
         self._write_lock = threading.Lock()
+        self._index = FaissIndex(store.dim)
+        self._load_index()
 
     @classmethod
     def open(cls, settings: Settings, engine: FaceEngine) -> GatewayService:
@@ -78,29 +93,49 @@ class GatewayService:
         and start the embedding micro-batcher."""
         keys = KeyRing.load(key_file_for(settings))
         store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
-        index = FaissIndex(engine.embedder.dim)
-        for niks, templates in store.iter_templates():
-            index.add(niks, templates)
         batcher = EmbeddingBatcher(engine.embedder, settings.batch_size, settings.batch_wait_ms, settings.queue_size)
         return cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
-                   batcher, store, index, settings.top_k, settings.max_top_k)
+                   batcher, store, keys, settings.top_k, settings.max_top_k)
+
+    def _snapshot_header(self) -> dict:
+        return {"store_version": self._store.version, "count": len(self._store), "dim": self._index.dim,
+                "model_sha256": self.engine.pack.fingerprint, "kind": "flat"}
+
+    def _load_index(self) -> None:
+        """The saved index when it reflects the store's current version; else a rebuild from the store."""
+        saved = load_snapshot(self._store.directory, self._snapshot_header(), self._keys)
+        if saved is not None:
+            self._index = FaissIndex(self._index.dim, index=saved)
+            return
+        for niks, templates in self._store.iter_templates():
+            self._index.add(niks, templates)
+        self.save_index()
+
+    def save_index(self) -> None:
+        with self._write_lock:
+            save_snapshot(self._index.faiss_index, self._store.directory, self._snapshot_header(), self._keys)
 
     def close(self) -> None:
+        """Stop embedding, save the index for a fast next start, close the store."""
         self._batcher.close()
+        self.save_index()
         self._store.close()
 
     @property
     def gallery_size(self) -> int:
         return len(self._index)
 
-    def _templates(self, *faces: FaceInput, enrolment: bool = False) -> list[np.ndarray]:
-        """Crop and gate every face, then embed them together in one batch; every failure is a Problem."""
-        crops = [self.cropper.crop(face.image, face.kind, enrolment=enrolment) for face in faces]
+    def _embed(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Embed crops together through the micro-batcher; a saturated gateway is a Problem like any other."""
         try:
             pending = [self._batcher.submit(crop) for crop in crops]
             return [future.result(EMBED_TIMEOUT_S) for future in pending]
         except (Overloaded, FutureTimeout) as exc:
             raise Problem(Reason.GATEWAY_OVERLOADED, str(exc) or "embedding timed out") from exc
+
+    def _templates(self, *faces: FaceInput) -> list[np.ndarray]:
+        """Crop and gate every face, then embed them together; every failure is a Problem."""
+        return self._embed([self.cropper.crop(face.image, face.kind) for face in faces])
 
     def _enrolled_template(self, nik: str) -> np.ndarray:
         template = self._store.get(validate_nik(nik))
@@ -139,16 +174,54 @@ class GatewayService:
         return VerifyResult(decide(score, threshold), threshold, score)
 
     def enroll(self, nik: str, face: FaceInput, attributes: Mapping[str, str]) -> EnrollResult:
-        """Store first (the source of truth), then index: an acknowledged enrolment is always in the store."""
-        try:
-            validate_nik(nik)
-            [template] = self._templates(face, enrolment=True)
-        except Problem as problem:
-            return EnrollResult(nik, False, reason=problem.reason, detail=problem.detail)
-        with self._write_lock:
-            replaced = self._store.upsert(nik, template, attributes)
-            self._index.upsert(nik, template)
-        return EnrollResult(nik, True, replaced)
+        return next(self.enroll_many([EnrollRecord(nik, face, attributes)]))
+
+    def enroll_many(self, records: Iterable[EnrollRecord], *, skip_unchanged: bool = False,
+                    chunk: int = 32) -> Iterator[EnrollResult]:
+        """The one enrolment pipeline (CLI, Enroll, EnrollStream): validate the NIK, crop one dominant face
+        through the enrolment gate, embed a chunk at a time, store the chunk in one transaction (the
+        acknowledgement), then index it. One result per record, in order; a bad record never stops the rest."""
+        records = iter(records)
+        while batch := tuple(itertools.islice(records, chunk)):
+            yield from self._enroll_chunk(batch, skip_unchanged)
+
+    def _enroll_chunk(self, batch: tuple[EnrollRecord, ...], skip_unchanged: bool) -> list[EnrollResult]:
+        results: list[EnrollResult | None] = [None] * len(batch)
+        accepted: list[tuple[int, np.ndarray, str]] = []
+        for position, record in enumerate(batch):
+            try:
+                validate_nik(record.nik)
+                source = hashlib.sha256(record.face.image).hexdigest()
+                if skip_unchanged and self._store.source_of(record.nik) == source:
+                    results[position] = EnrollResult(record.nik, True, unchanged=True)
+                    continue
+                crop = self.cropper.crop(record.face.image, record.face.kind, enrolment=True)
+                accepted.append((position, crop, source))
+            except Problem as problem:
+                results[position] = EnrollResult(record.nik, False, reason=problem.reason, detail=problem.detail)
+        if accepted:
+            try:
+                templates = self._embed([crop for _, crop, _ in accepted])
+            except Problem as problem:
+                for position, _, _ in accepted:
+                    results[position] = EnrollResult(batch[position].nik, False, reason=problem.reason,
+                                                     detail=problem.detail)
+                return results
+            enrolments = [Enrolment(batch[p].nik, t, batch[p].attributes, source)
+                          for (p, _, source), t in zip(accepted, templates, strict=True)]
+            with self._write_lock:
+                replaced = self._store.upsert_many(enrolments)
+                existed: dict[str, bool] = {}  # per NIK: in the gallery before this chunk (a NIK may recur in it)
+                latest: dict[str, np.ndarray] = {}
+                for item, was_there in zip(enrolments, replaced, strict=True):
+                    existed.setdefault(item.nik, was_there)
+                    latest[item.nik] = item.template
+                for nik in (nik for nik, was_there in existed.items() if was_there):
+                    self._index.remove(nik)
+                self._index.add(list(latest), np.stack(list(latest.values())))
+            for (position, _, _), was_there in zip(accepted, replaced, strict=True):
+                results[position] = EnrollResult(batch[position].nik, True, replaced=was_there)
+        return results
 
     def remove(self, nik: str) -> bool:
         """Erase the NIK's template from store and index; False when it was not enrolled."""

@@ -56,8 +56,10 @@ def test_enroll_identify_verify_and_camera_against_a_served_gateway(served, tmp_
     manifest.write_text("\n".join(rows) + "\n")
     result = fr_gateway("enroll", "--manifest", str(manifest), "--target", served)
     assert result.returncode == 0, result.stderr
-    assert "enrolled 3, replaced 0, rejected 2 of 5 records" in result.stdout
-    assert "missing.jpg not found" in result.stderr and "NIK_INVALID" in result.stderr
+    assert "enrolled 3, replaced 0, unchanged 0, rejected 2 of 5 records (NIK_INVALID 1, PHOTO_NOT_FOUND 1)" \
+        in result.stdout
+    rejects = (tmp_path / "people.rejects.csv").read_text()
+    assert "missing.jpg not found" in rejects and "NIK_INVALID" in rejects
 
     found = fr_gateway("identify", "--target", served, "--image", str(photos(*ENROLLED[1])[1]))
     assert found.returncode == 0 and found.stdout.startswith("MATCH")
@@ -95,9 +97,9 @@ def test_offline_enroll_from_jsonl(tmp_path):
                                               "attributes": {"province": "64"}}) for i in range(2)) + "\n")
     result = fr_gateway("enroll", "--manifest", str(manifest), "--gallery", str(tmp_path / "gallery"))
     assert result.returncode == 0, result.stderr
-    assert "enrolled 2, replaced 0, rejected 0 of 2 records" in result.stdout
+    assert "enrolled 2, replaced 0, unchanged 0, rejected 0 of 2 records" in result.stdout
     again = fr_gateway("enroll", "--manifest", str(manifest), "--gallery", str(tmp_path / "gallery"))
-    assert "enrolled 0, replaced 2" in again.stdout
+    assert "enrolled 0, replaced 0, unchanged 2, rejected 0 of 2 records" in again.stdout
 
 
 def test_gallery_of_another_model_is_refused(engine, tmp_path):

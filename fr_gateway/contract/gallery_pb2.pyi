@@ -53,7 +53,7 @@ class RejectedRecord(_message.Message):
     def __init__(self, index: _Optional[int] = ..., nik: _Optional[str] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class EnrollSummary(_message.Message):
-    __slots__ = ("enrolled", "replaced", "rejected", "rejected_by_reason", "rejects")
+    __slots__ = ("enrolled", "replaced", "rejected", "rejected_by_reason", "rejects", "unchanged")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -66,12 +66,14 @@ class EnrollSummary(_message.Message):
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
     REJECTS_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     enrolled: int
     replaced: int
     rejected: int
     rejected_by_reason: _containers.ScalarMap[str, int]
     rejects: _containers.RepeatedCompositeFieldContainer[RejectedRecord]
-    def __init__(self, enrolled: _Optional[int] = ..., replaced: _Optional[int] = ..., rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., rejects: _Optional[_Iterable[_Union[RejectedRecord, _Mapping]]] = ...) -> None: ...
+    unchanged: int
+    def __init__(self, enrolled: _Optional[int] = ..., replaced: _Optional[int] = ..., rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., rejects: _Optional[_Iterable[_Union[RejectedRecord, _Mapping]]] = ..., unchanged: _Optional[int] = ...) -> None: ...
 
 class RemoveRequest(_message.Message):
     __slots__ = ("nik",)

@@ -66,6 +66,7 @@ class GalleryServicer:
 
     def EnrollStream(self, request_iterator, context):
         """Enrols many people; one bad record never stops the stream. Answers once, when the client closes.
+        Records whose NIK is already enrolled from the same photo are skipped and counted as unchanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REQUIRED = ("nik", "photo")
+# Columns a rejects file adds (reason, detail, line); ignored when the file is run again as a manifest.
+REJECT_PREFIX = "reject_"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +27,8 @@ def _row(line: int, record: dict, base: Path) -> ManifestRow:
     if missing:
         raise ValueError(f"line {line}: missing {', '.join(missing)}")
     attributes = dict(record.pop("attributes", None) or {})
-    attributes.update({k: v for k, v in record.items() if k not in REQUIRED and v not in (None, "")})
+    attributes.update({k: v for k, v in record.items()
+                       if k not in REQUIRED and not str(k).startswith(REJECT_PREFIX) and v not in (None, "")})
     return ManifestRow(line, str(record["nik"]).strip(), base / str(record["photo"]).strip(),
                        {str(k): str(v) for k, v in attributes.items()})
 
@@ -42,3 +45,11 @@ def read_manifest(path: str | Path) -> Iterator[ManifestRow]:
             return
         for line, record in enumerate(csv.DictReader(handle), start=2):
             yield _row(line, dict(record), base)
+
+
+def count_rows(path: str | Path) -> int:
+    """Data rows, for a progress bar's total: non-empty lines, less the CSV header."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        lines = sum(1 for line in handle if line.strip())
+    return lines if path.suffix.lower() in (".jsonl", ".ndjson") else max(0, lines - 1)

@@ -14,7 +14,7 @@ from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recogni
 from fr_gateway.decision import Decision
 from fr_gateway.faces.crops import CropKind
 from fr_gateway.reasons import INPUT_REASONS, Problem, Reason
-from fr_gateway.service import EnrollResult, FaceInput, GatewayService, IdentifyResult, VerifyResult
+from fr_gateway.service import EnrollRecord, EnrollResult, FaceInput, GatewayService, IdentifyResult, VerifyResult
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,6 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
     def __init__(self, service: GatewayService) -> None:
         self._service = service
 
-    def _enroll(self, request: gallery_pb2.EnrollRequest) -> EnrollResult:
-        return self._service.enroll(request.nik, face_input(request.face), dict(request.attributes))
-
     def _response(self, result: EnrollResult) -> gallery_pb2.EnrollResponse:
         return gallery_pb2.EnrollResponse(
             nik=result.nik, enrolled=result.enrolled, replaced=result.replaced, reason=reason_pb(result.reason),
@@ -109,23 +106,25 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         )
 
     def Enroll(self, request, context):
-        result = self._enroll(request)
+        result = self._service.enroll(request.nik, face_input(request.face), dict(request.attributes))
         abort_if_unary_status(context, result.reason, result.detail)
         return self._response(result)
 
     def EnrollStream(self, request_iterator, context):
+        records = (EnrollRecord(r.nik, face_input(r.face), dict(r.attributes)) for r in request_iterator)
         summary = gallery_pb2.EnrollSummary()
         by_reason: Counter[str] = Counter()
-        for position, request in enumerate(request_iterator):
-            result = self._enroll(request)
-            if result.enrolled:
+        for position, result in enumerate(self._service.enroll_many(records, skip_unchanged=True)):
+            if result.unchanged:
+                summary.unchanged += 1
+            elif result.enrolled:
                 summary.enrolled += 1
                 summary.replaced += int(result.replaced)
-                continue
-            summary.rejected += 1
-            by_reason[result.reason.name if result.reason else "UNKNOWN"] += 1
-            summary.rejects.append(gallery_pb2.RejectedRecord(
-                index=position, nik=result.nik, reason=reason_pb(result.reason), detail=result.detail))
+            else:
+                summary.rejected += 1
+                by_reason[result.reason.name] += 1
+                summary.rejects.append(gallery_pb2.RejectedRecord(
+                    index=position, nik=result.nik, reason=reason_pb(result.reason), detail=result.detail))
         summary.rejected_by_reason.update(by_reason)
         return summary
 

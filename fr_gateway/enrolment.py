@@ -1,0 +1,145 @@
+"""Bulk enrolment runs: a manifest through the enrolment pipeline, in process or through a gateway's
+EnrollStream, with a progress bar, resumption (unchanged records are skipped) and a rejects file that is itself
+a manifest the operator can fix and run again."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from tqdm import tqdm
+
+from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc
+from fr_gateway.faces.crops import CropKind
+from fr_gateway.gallery.manifest import REJECT_PREFIX, ManifestRow, count_rows, read_manifest
+from fr_gateway.service import EnrollRecord, EnrollResult, FaceInput, GatewayService
+
+log = logging.getLogger(__name__)
+
+PHOTO_NOT_FOUND = "PHOTO_NOT_FOUND"
+
+
+@dataclasses.dataclass
+class RunSummary:
+    counts: Counter[str] = dataclasses.field(default_factory=Counter)
+    rejected_by_reason: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def line(self) -> str:
+        c = self.counts
+        text = (f"enrolled {c['enrolled']}, replaced {c['replaced']}, unchanged {c['unchanged']}, "
+                f"rejected {c['rejected']} of {c.total()} records")
+        if self.rejected_by_reason:
+            text += " (" + ", ".join(f"{k} {v}" for k, v in sorted(self.rejected_by_reason.items())) + ")"
+        return text
+
+
+class RejectsWriter:
+    """Rejected rows with their reason, in manifest form: fix the photos or NIKs and run the file again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = None
+        self._writer: csv.DictWriter | None = None
+
+    def write(self, row: ManifestRow, reason: str, detail: str) -> None:
+        record = {"nik": row.nik, "photo": str(row.photo.resolve()), **row.attributes,
+                  f"{REJECT_PREFIX}line": row.line, f"{REJECT_PREFIX}reason": reason, f"{REJECT_PREFIX}detail": detail}
+        if self._writer is None:
+            self._handle = self.path.open("w", newline="", encoding="utf-8")
+            self._writer = csv.DictWriter(self._handle, list(record), extrasaction="ignore", restval="")
+            self._writer.writeheader()
+        self._writer.writerow(record)
+        self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle:
+            self._handle.close()
+        elif self.path.exists():
+            self.path.unlink()  # a clean run leaves no stale rejects behind
+
+
+class EnrolmentRun:
+    """Counts, rejects and progress of one run; `local` and `remote` feed it results."""
+
+    def __init__(self, manifest: Path, rejects_path: Path, progress: bool) -> None:
+        self.manifest = manifest
+        self.summary = RunSummary()
+        self._rejects = RejectsWriter(rejects_path)
+        self._bar = tqdm(total=count_rows(manifest), unit="photo", desc="enrolling", disable=not progress,
+                         smoothing=0.05)
+
+    def _reject(self, row: ManifestRow, reason: str, detail: str) -> None:
+        self.summary.counts["rejected"] += 1
+        self.summary.rejected_by_reason[reason] += 1
+        self._rejects.write(row, reason, detail)
+        self._bar.update(1)
+
+    def _readable(self) -> Iterator[ManifestRow]:
+        for row in read_manifest(self.manifest):
+            if row.photo.is_file():
+                yield row
+            else:
+                self._reject(row, PHOTO_NOT_FOUND, f"photo {row.photo} not found")
+
+    def _record(self, row: ManifestRow, result: EnrollResult) -> None:
+        if not result.enrolled:
+            self._reject(row, result.reason.name, result.detail)
+            return
+        self.summary.counts["unchanged" if result.unchanged else "replaced" if result.replaced else "enrolled"] += 1
+        self._bar.update(1)
+
+    def local(self, service: GatewayService) -> RunSummary:
+        """In process: each chunk the pipeline yields is already committed to the store."""
+        in_flight: collections.deque[ManifestRow] = collections.deque()
+
+        def records() -> Iterator[EnrollRecord]:
+            for row in self._readable():
+                in_flight.append(row)
+                yield EnrollRecord(row.nik, FaceInput(row.photo.read_bytes(), CropKind.LOOSE), row.attributes)
+
+        for result in service.enroll_many(records(), skip_unchanged=True):
+            row = in_flight.popleft()
+            self._record(row, result)
+            if not in_flight:
+                log.debug("acknowledged through manifest line %d", row.line)
+        return self.summary
+
+    def remote(self, target: str) -> RunSummary:
+        """Through a gateway's EnrollStream: progress counts photos sent, the summary comes at the end."""
+        sent: list[ManifestRow] = []
+
+        def requests() -> Iterator[gallery_pb2.EnrollRequest]:
+            for row in self._readable():
+                sent.append(row)
+                self._bar.update(1)
+                yield gallery_pb2.EnrollRequest(nik=row.nik, face=face_pb2.Face(image=row.photo.read_bytes()),
+                                                attributes=row.attributes)
+
+        with grpc.insecure_channel(target) as channel:
+            answer = gallery_pb2_grpc.GalleryStub(channel).EnrollStream(requests())
+        counts = self.summary.counts
+        counts.update(enrolled=answer.enrolled - answer.replaced, replaced=answer.replaced, unchanged=answer.unchanged)
+        for reject in answer.rejects:
+            self._bar.total += 1  # already counted as sent
+            self._reject(sent[reject.index], face_pb2.Reason.Name(reject.reason), reject.detail)
+        return self.summary
+
+    def close(self) -> None:
+        self._bar.close()
+        self._rejects.close()
+
+
+def run_enrolment(manifest: Path, rejects_path: Path, *, service: GatewayService | None = None,
+                  target: str | None = None, progress: bool = True) -> RunSummary:
+    run = EnrolmentRun(manifest, rejects_path, progress)
+    try:
+        return run.local(service) if service is not None else run.remote(target)
+    finally:
+        run.close()
+

@@ -1,0 +1,71 @@
+"""The index on disk: a sealed FAISS snapshot beside the store, tagged with the store version it reflects, so a
+start loads it only when it is current and rebuilds from the store otherwise. Written atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+from cryptography.exceptions import InvalidTag
+
+from fr_gateway.security.keys import KeyRing, KeyRingError
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FILE = "index.faiss.sealed"
+FORMAT = 1
+
+
+def _context(header: bytes) -> bytes:
+    return b"fr-gateway index snapshot|" + header
+
+
+def save_snapshot(index: faiss.Index, directory: Path, header: dict, keys: KeyRing) -> Path:
+    """Seal and write the index with its header (store version, model, index kind); crash-safe by rename."""
+    header_bytes = json.dumps({"format": FORMAT, **header}, sort_keys=True).encode()
+    kid, sealed = keys.seal(faiss.serialize_index(index).tobytes(), _context(header_bytes))
+    path = directory / SNAPSHOT_FILE
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("wb") as handle:
+        handle.write(header_bytes + b"\n" + kid.encode() + b"\n")
+        handle.write(sealed)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+    return path
+
+
+def load_snapshot(directory: Path, expected: dict, keys: KeyRing) -> faiss.Index | None:
+    """The saved index when its header matches `expected` exactly; None (and why, in the log) otherwise."""
+    path = directory / SNAPSHOT_FILE
+    if not path.exists():
+        return None
+    with path.open("rb") as handle:
+        header_bytes = handle.readline().rstrip(b"\n")
+        kid = handle.readline().rstrip(b"\n").decode()
+        sealed = handle.read()
+    try:
+        header = json.loads(header_bytes)
+    except ValueError:
+        log.warning("index snapshot %s is damaged; rebuilding from the store", path)
+        return None
+    wanted = {"format": FORMAT, **expected}
+    if header != wanted:
+        stale = {k: (header.get(k), v) for k, v in wanted.items() if header.get(k) != v}
+        log.info("index snapshot %s is not current %s; rebuilding from the store", path, stale)
+        return None
+    try:
+        data = keys.open(kid, sealed, _context(header_bytes))
+    except (KeyRingError, InvalidTag) as exc:  # a missing key, or a tampered or truncated file
+        log.warning("index snapshot %s does not open (%s); rebuilding from the store", path, type(exc).__name__)
+        return None
+    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
