@@ -84,6 +84,7 @@ class GatewayService:
         self._default_top_k = default_top_k
         self._max_top_k = max_top_k
         self._write_lock = threading.Lock()
+        self._closed = False
         self._index = FaissIndex(store.dim)
         self._load_index()
 
@@ -116,7 +117,10 @@ class GatewayService:
             save_snapshot(self._index.faiss_index, self._store.directory, self._snapshot_header(), self._keys)
 
     def close(self) -> None:
-        """Stop embedding, save the index for a fast next start, close the store."""
+        """Stop embedding, save the index for a fast next start, close the store; once."""
+        if self._closed:
+            return
+        self._closed = True
         self._batcher.close()
         self.save_index()
         self._store.close()
