@@ -99,9 +99,11 @@ def test_saved_index_is_used_when_current_and_rebuilt_otherwise(engine, open_ser
     with caplog.at_level("INFO"):
         reopened = open_service()
     assert "rebuilding" not in caplog.text and reopened.gallery_size == 5
-    reopened._store.delete(nik_for(0))
-    reopened._batcher.close()
-    reopened._store.close()
+    reopened.close()
+    store = TemplateStore(tmp_path / "gallery", engine.pack.fingerprint, engine.pack.name,
+                          KeyRing.load(tmp_path / "keys" / "gallery.json", create=False))
+    store.delete(nik_for(0))  # a change the saved index does not know, as `gallery remove` makes
+    store.close()
 
     caplog.clear()
     with caplog.at_level("INFO"):
