@@ -14,7 +14,9 @@ from conftest import nik_for, photos
 from fr_gateway.config import load_settings
 from fr_gateway.enrolment import run_enrolment
 from fr_gateway.faces.crops import CropKind
+from fr_gateway.gallery.store import TemplateStore
 from fr_gateway.search.snapshot import SNAPSHOT_FILE
+from fr_gateway.security.keys import KeyRing
 from fr_gateway.service import EnrollRecord, FaceInput, GatewayService
 
 PEOPLE = [f"s{n}" for n in range(1, 13)]
