@@ -49,6 +49,12 @@ class Settings:
     max_image_bytes: int = 4 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_message_bytes: int = 16 * 1024 * 1024
+    # search index: auto (flat up to 1M identities, ivfpq beyond), flat, ivfpq or hnsw; and their knobs
+    index_kind: str = "auto"
+    ivf_lists: int = 0
+    ivf_nprobe: int = 48
+    rerank: int = 200
+    hnsw_ef_search: int = 128
     # embedding micro-batches
     batch_size: int = 32
     batch_wait_ms: float = 2.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,9 +22,11 @@ from fr_gateway.faces.models import Thresholds
 from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.reasons import Problem, Reason
-from fr_gateway.search.faiss_index import Candidate, FaissIndex
+from fr_gateway.search.faiss_index import INDEX_CLASSES, Candidate, FaissIndex, IndexSpec
 from fr_gateway.search.snapshot import load_snapshot, save_snapshot
 from fr_gateway.security.keys import KeyRing
+
+log = logging.getLogger(__name__)
 
 EMBED_TIMEOUT_S = 30.0
 
@@ -74,18 +77,19 @@ class EnrollResult:
 
 class GatewayService:
     def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batcher: EmbeddingBatcher,
-                 store: TemplateStore, keys: KeyRing, default_top_k: int, max_top_k: int) -> None:
+                 store: TemplateStore, keys: KeyRing, spec: IndexSpec, default_top_k: int, max_top_k: int) -> None:
         self.engine = engine
         self.cropper = cropper
         self.thresholds = thresholds
         self._batcher = batcher
         self._store = store
         self._keys = keys
+        self._spec = spec
         self._default_top_k = default_top_k
         self._max_top_k = max_top_k
         self._write_lock = threading.Lock()
         self._closed = False
-        self._index = FaissIndex(store.dim)
+        self._index: FaissIndex
         self._load_index()
 
     @classmethod
@@ -95,26 +99,45 @@ class GatewayService:
         keys = KeyRing.load(key_file_for(settings))
         store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
         batcher = EmbeddingBatcher(engine.embedder, settings.batch_size, settings.batch_wait_ms, settings.queue_size)
+        spec = IndexSpec(kind=settings.index_kind, nlist=settings.ivf_lists, nprobe=settings.ivf_nprobe,
+                         rerank=settings.rerank, ef_search=settings.hnsw_ef_search)
         return cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
-                   batcher, store, keys, settings.top_k, settings.max_top_k)
+                   batcher, store, keys, spec, settings.top_k, settings.max_top_k)
 
-    def _snapshot_header(self) -> dict:
-        return {"store_version": self._store.version, "count": len(self._store), "dim": self._index.dim,
-                "model_sha256": self.engine.pack.fingerprint, "kind": "flat"}
+    def _snapshot_header(self, kind: str) -> dict:
+        return {"store_version": self._store.version, "count": len(self._store), "dim": self._store.dim,
+                "model_sha256": self.engine.pack.fingerprint, "kind": kind}
 
     def _load_index(self) -> None:
         """The saved index when it reflects the store's current version; else a rebuild from the store."""
-        saved = load_snapshot(self._store.directory, self._snapshot_header(), self._keys)
+        size = len(self._store)
+        kind = self._spec.resolve(size)
+        options = {"spec": self._spec, "size": size, "exact": self._store.get_many}
+        saved = load_snapshot(self._store.directory, self._snapshot_header(kind), self._keys)
         if saved is not None:
-            self._index = FaissIndex(self._index.dim, index=saved)
+            self._index = INDEX_CLASSES[kind].from_bytes(self._store.dim, saved, **options)
             return
+        log.info("building a %s index of %d templates", kind, size)
+        self._index = INDEX_CLASSES[kind](self._store.dim, **options)
+        if not self._index.trained:
+            self._index.train(self._training_sample(self._spec.training_size(size)))
         for niks, templates in self._store.iter_templates():
             self._index.add(niks, templates)
         self.save_index()
 
+    def _training_sample(self, wanted: int) -> np.ndarray:
+        chunks, have = [], 0
+        for _, templates in self._store.iter_templates():
+            chunks.append(templates)
+            have += len(templates)
+            if have >= wanted:
+                break
+        return np.concatenate(chunks)[:wanted]
+
     def save_index(self) -> None:
         with self._write_lock:
-            save_snapshot(self._index.faiss_index, self._store.directory, self._snapshot_header(), self._keys)
+            header = self._snapshot_header(self._index.kind)
+            save_snapshot(self._index.to_bytes(), self._store.directory, header, self._keys)
 
     def close(self) -> None:
         """Stop embedding, save the index for a fast next start, close the store; once."""

@@ -1,16 +1,29 @@
-"""The embedded FAISS index: exact inner product over L2-normalised templates (cosine similarity), keyed by
-NIK. A NIK is 16 digits, so it is its own int64 id and no id table is needed."""
+"""The embedded FAISS indexes over the store's templates (inner product of L2-normalised templates, i.e.
+cosine similarity), keyed by NIK. A NIK is 16 digits, so it is its own int64 id.
+
+- flat: exact search; the default up to about a million identities.
+- ivfpq: inverted lists of 64-byte product-quantised codes (4-bit fast scan), with the shortlist re-ranked
+  exactly on the store's templates; for large galleries (about 80 bytes of RAM per identity).
+- hnsw: a graph over 8-bit scalar-quantised vectors; fast approximate search for mid-size galleries.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import faiss
 import numpy as np
 
 NIK_DIGITS = 16
+KINDS = ("flat", "ivfpq", "hnsw")
+FLAT_LIMIT = 1_000_000
+HNSW_MIN = 1_000
+# Re-ranking needs exact templates by NIK; the store provides them.
+ExactTemplates = Callable[[Sequence[str]], dict[str, np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,59 +32,217 @@ class Candidate:
     score: float
 
 
+@dataclasses.dataclass(frozen=True)
+class IndexSpec:
+    """Which index and its knobs; `kind = "auto"` is flat up to FLAT_LIMIT identities, ivfpq beyond."""
+
+    kind: str = "auto"
+    nlist: int = 0  # ivfpq inverted lists; 0 = about 2 * sqrt(size), a power of two
+    pq_bytes: int = 64  # ivfpq code size per identity
+    nprobe: int = 48  # ivfpq lists searched per query
+    rerank: int = 200  # ivfpq shortlist re-ranked exactly
+    hnsw_m: int = 32  # hnsw graph degree
+    ef_search: int = 128  # hnsw search breadth
+
+    def resolve(self, size: int) -> str:
+        if self.kind not in (*KINDS, "auto"):
+            raise ValueError(f"index kind {self.kind!r}: choose one of auto, {', '.join(KINDS)}")
+        kind = ("flat" if size <= FLAT_LIMIT else "ivfpq") if self.kind == "auto" else self.kind
+        # quantisers learn from the gallery: an IVF one needs a few dozen points per list
+        if (kind == "ivfpq" and size < self.training_size(size)) or (kind == "hnsw" and size < HNSW_MIN):
+            return "flat"
+        return kind
+
+    def training_size(self, size: int) -> int:
+        return 64 * self.lists(size)
+
+    def lists(self, size: int) -> int:
+        return self.nlist or max(64, 2 ** round(math.log2(2 * math.sqrt(max(size, 1)))))
+
+
 def _ids(niks: Sequence[str]) -> np.ndarray:
     return np.array([int(nik) for nik in niks], dtype=np.int64)
 
 
-class FaissIndex:
-    """Writes and searches are serialised by one lock: exact search is a few ms at gallery sizes one
-    process serves, and FAISS does not allow a write during a search."""
+def _nik(identifier: int) -> str:
+    return f"{identifier:0{NIK_DIGITS}d}"
 
-    def __init__(self, dim: int, factory: str = "IDMap2,Flat", index: faiss.Index | None = None) -> None:
+
+def _matrix(templates: np.ndarray, dim: int) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(templates, dtype=np.float32).reshape(-1, dim))
+
+
+class FaissIndex:
+    """Common behaviour; writes and searches are serialised by one lock (FAISS forbids a write during a
+    search). Subclasses choose the FAISS structure and how removal works."""
+
+    kind = "flat"
+
+    def __init__(self, dim: int, index: faiss.Index | None = None, **_: object) -> None:
         self.dim = dim
-        self._index = index if index is not None else faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        self._index = index if index is not None else self._new_index()
         self._lock = threading.Lock()
 
+    def _new_index(self) -> faiss.Index:
+        return faiss.index_factory(self.dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+
     @property
-    def faiss_index(self) -> faiss.Index:
-        """The underlying FAISS index, for saving a snapshot (not for searching around the lock)."""
-        return self._index
+    def trained(self) -> bool:
+        return bool(self._index.is_trained)
+
+    def train(self, sample: np.ndarray) -> None:
+        with self._lock:
+            self._index.train(_matrix(sample, self.dim))
 
     def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
-        """Add NIKs that are not in the index yet (a rebuild); use upsert for ones that may be."""
+        """Add NIKs that are not in the index (call remove first for ones that may be)."""
         with self._lock:
-            self._index.add_with_ids(np.ascontiguousarray(templates, dtype=np.float32), _ids(niks))
+            self._index.add_with_ids(_matrix(templates, self.dim), _ids(niks))
 
     def upsert(self, nik: str, template: np.ndarray) -> None:
-        ids = _ids([nik])
-        with self._lock:
-            self._index.remove_ids(ids)
-            self._index.add_with_ids(np.asarray(template, dtype=np.float32).reshape(1, self.dim), ids)
+        self.remove(nik)
+        self.add([nik], template)
 
     def remove(self, nik: str) -> bool:
         with self._lock:
             return self._index.remove_ids(_ids([nik])) > 0
 
-    def search(self, template: np.ndarray, top_k: int) -> list[Candidate]:
-        query = np.asarray(template, dtype=np.float32).reshape(1, self.dim)
+    def _raw_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
-            scores, ids = self._index.search(query, top_k)
-        return [Candidate(f"{i:0{NIK_DIGITS}d}", float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+            return self._index.search(queries, k)
+
+    def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
+        scores, ids = self._raw_search(_matrix(templates, self.dim), top_k)
+        return [[Candidate(_nik(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+                for row_s, row_i in zip(scores, ids, strict=True)]
+
+    def search(self, template: np.ndarray, top_k: int) -> list[Candidate]:
+        return self.search_many(template, top_k)[0]
 
     def pairs_above(self, chunks: Iterable[tuple[list[str], np.ndarray]], threshold: float,
                     neighbours: int = 10) -> list[tuple[str, str, float]]:
-        """Pairs of different NIKs among each query's nearest neighbours scoring at least `threshold`, each
-        pair once, best first: the duplicate check of ID systems (one face under two NIKs)."""
+        """Pairs of different NIKs among each template's nearest neighbours scoring at least `threshold`,
+        each pair once, best first: the duplicate check of ID systems (one face under two NIKs)."""
         found: dict[tuple[str, str], float] = {}
         for niks, templates in chunks:
-            with self._lock:
-                scores, ids = self._index.search(np.ascontiguousarray(templates, dtype=np.float32), neighbours)
-            for nik, row_scores, row_ids in zip(niks, scores, ids, strict=True):
-                for score, other in zip(row_scores, row_ids, strict=True):
-                    other_nik = f"{other:0{NIK_DIGITS}d}"
-                    if other >= 0 and other_nik != nik and score >= threshold:
-                        found[tuple(sorted((nik, other_nik)))] = float(score)
+            for nik, candidates in zip(niks, self.search_many(templates, neighbours), strict=True):
+                for candidate in candidates:
+                    if candidate.nik != nik and candidate.score >= threshold:
+                        found[tuple(sorted((nik, candidate.nik)))] = candidate.score
         return sorted(((a, b, s) for (a, b), s in found.items()), key=lambda pair: -pair[2])
+
+    def to_bytes(self) -> bytes:
+        """The index and whatever else the kind needs, in one buffer for a sealed snapshot."""
+        buffer = io.BytesIO()
+        with self._lock:
+            np.savez(buffer, index=faiss.serialize_index(self._index), **self._extra_arrays())
+        return buffer.getvalue()
+
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    @classmethod
+    def from_bytes(cls, dim: int, data: bytes, **options) -> FaissIndex:
+        arrays = np.load(io.BytesIO(data))
+        index = cls(dim, faiss.deserialize_index(arrays["index"]), **options)
+        index._restore({name: arrays[name] for name in arrays.files if name != "index"})
+        return index
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
+
+
+class IvfPqIndex(FaissIndex):
+    """Coarse lists found through an HNSW quantiser, PQ codes in the lists, exact re-ranking of the shortlist.
+    Removal is native (ids live in the lists), so erasure leaves nothing behind."""
+
+    kind = "ivfpq"
+
+    def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
+                 exact: ExactTemplates | None = None) -> None:
+        self._spec = spec
+        self._size = size
+        self._exact = exact
+        super().__init__(dim, index)
+        faiss.extract_index_ivf(self._index).nprobe = spec.nprobe
+
+    def _new_index(self) -> faiss.Index:
+        # 4-bit fast-scan codes: two sub-quantisers per byte; trains in seconds where 8-bit PQ takes minutes
+        factory = f"IVF{self._spec.lists(self._size)}_HNSW32,PQ{2 * self._spec.pq_bytes}x4fs"
+        return faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
+
+    def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
+        shortlists = super().search_many(templates, max(top_k, self._spec.rerank))
+        if self._exact is None:
+            return [shortlist[:top_k] for shortlist in shortlists]
+        queries = _matrix(templates, self.dim)
+        ranked = []
+        for query, shortlist in zip(queries, shortlists, strict=True):
+            exact = self._exact([c.nik for c in shortlist])
+            scored = [Candidate(nik, float(np.dot(query, vector))) for nik, vector in exact.items()]
+            ranked.append(sorted(scored, key=lambda c: -c.score)[:top_k])
+        return ranked
+
+
+class HnswIndex(FaissIndex):
+    """HNSW cannot delete: entries live in slots, and a removed or replaced entry's slot is marked dead in a
+    bitmap that searches skip. Slot-to-NIK and the marks are saved with the snapshot; rebuild from the store
+    when many slots are dead."""
+
+    kind = "hnsw"
+
+    def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(),
+                 **_: object) -> None:
+        self._spec = spec
+        super().__init__(dim, index)
+        self._slot_of: dict[str, int] = {}
+        self._external = np.zeros(0, dtype=np.int64)
+        self._dead = np.zeros(0, dtype=bool)
+
+    def _new_index(self) -> faiss.Index:
+        return faiss.index_factory(self.dim, f"HNSW{self._spec.hnsw_m},SQ8", faiss.METRIC_INNER_PRODUCT)
+
+    def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
+        with self._lock:
+            first = self._index.ntotal
+            self._index.add(_matrix(templates, self.dim))
+            self._external = np.concatenate([self._external, _ids(niks)])
+            self._dead = np.concatenate([self._dead, np.zeros(len(niks), dtype=bool)])
+            self._slot_of.update({nik: first + n for n, nik in enumerate(niks)})
+
+    def remove(self, nik: str) -> bool:
+        with self._lock:
+            slot = self._slot_of.pop(nik, None)
+            if slot is not None:
+                self._dead[slot] = True
+            return slot is not None
+
+    def _raw_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            params = faiss.SearchParametersHNSW(efSearch=max(self._spec.ef_search, k))
+            alive = np.packbits(~self._dead, bitorder="little")
+            if self._dead.any():
+                params.sel = faiss.IDSelectorBitmap(len(self._dead), faiss.swig_ptr(alive))
+            scores, slots = self._index.search(queries, k, params=params)
+            ids = np.where(slots >= 0, self._external[np.maximum(slots, 0)], -1)
+        return scores, ids
+
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        return {"external": self._external, "dead": self._dead}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self._external, self._dead = arrays["external"], arrays["dead"].astype(bool)
+        self._slot_of = {_nik(i): slot for slot, i in enumerate(self._external) if not self._dead[slot]}
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal - self._dead.sum())
+
+
+INDEX_CLASSES: dict[str, type[FaissIndex]] = {"flat": FaissIndex, "ivfpq": IvfPqIndex, "hnsw": HnswIndex}
+
+
+def new_index(kind: str, dim: int, spec: IndexSpec, size: int, exact: ExactTemplates | None) -> FaissIndex:
+    return INDEX_CLASSES[kind](dim, spec=spec, size=size, exact=exact)

@@ -8,8 +8,6 @@ import logging
 import os
 from pathlib import Path
 
-import faiss
-import numpy as np
 from cryptography.exceptions import InvalidTag
 
 from fr_gateway.security.keys import KeyRing, KeyRingError
@@ -24,10 +22,11 @@ def _context(header: bytes) -> bytes:
     return b"fr-gateway index snapshot|" + header
 
 
-def save_snapshot(index: faiss.Index, directory: Path, header: dict, keys: KeyRing) -> Path:
-    """Seal and write the index with its header (store version, model, index kind); crash-safe by rename."""
+def save_snapshot(payload: bytes, directory: Path, header: dict, keys: KeyRing) -> Path:
+    """Seal and write the serialised index with its header (store version, model, index kind); crash-safe by
+    writing a temporary file and renaming it."""
     header_bytes = json.dumps({"format": FORMAT, **header}, sort_keys=True).encode()
-    kid, sealed = keys.seal(faiss.serialize_index(index).tobytes(), _context(header_bytes))
+    kid, sealed = keys.seal(payload, _context(header_bytes))
     path = directory / SNAPSHOT_FILE
     temporary = path.with_suffix(".tmp")
     with temporary.open("wb") as handle:
@@ -44,8 +43,8 @@ def save_snapshot(index: faiss.Index, directory: Path, header: dict, keys: KeyRi
     return path
 
 
-def load_snapshot(directory: Path, expected: dict, keys: KeyRing) -> faiss.Index | None:
-    """The saved index when its header matches `expected` exactly; None (and why, in the log) otherwise."""
+def load_snapshot(directory: Path, expected: dict, keys: KeyRing) -> bytes | None:
+    """The saved index's bytes when its header matches `expected` exactly; None (and why, in the log) otherwise."""
     path = directory / SNAPSHOT_FILE
     if not path.exists():
         return None
@@ -64,8 +63,7 @@ def load_snapshot(directory: Path, expected: dict, keys: KeyRing) -> faiss.Index
         log.info("index snapshot %s is not current %s; rebuilding from the store", path, stale)
         return None
     try:
-        data = keys.open(kid, sealed, _context(header_bytes))
+        return keys.open(kid, sealed, _context(header_bytes))
     except (KeyRingError, InvalidTag) as exc:  # a missing key, or a tampered or truncated file
         log.warning("index snapshot %s does not open (%s); rebuilding from the store", path, type(exc).__name__)
         return None
-    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
