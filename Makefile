@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # GPU=1 installs onnxruntime-gpu in place of the CPU runtime (only one may be installed).
 GPU    ?=
 
-.PHONY: install demo test lint proto serve clean
+.PHONY: install demo test lint proto serve bench-search bench-enrol clean
 
 install: $(STAMP)
 
@@ -37,6 +37,13 @@ lint: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
+
+# Benchmarks write JSON and a markdown table to benchmarks/; the search one takes about an hour on 2 cores.
+bench-search: $(STAMP)
+	$(BIN)/python benchmarks/search.py
+
+bench-enrol: $(STAMP)
+	$(BIN)/python benchmarks/enrolment.py
 
 serve: $(STAMP)
 	$(BIN)/fr-gateway serve --insecure

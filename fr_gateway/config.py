@@ -52,8 +52,8 @@ class Settings:
     # search index: auto (flat up to 1M identities, ivfpq beyond), flat, ivfpq or hnsw; and their knobs
     index_kind: str = "auto"
     ivf_lists: int = 0
-    ivf_nprobe: int = 48
-    rerank: int = 200
+    ivf_nprobe: int = 128
+    rerank: int = 100
     hnsw_ef_search: int = 128
     # embedding micro-batches
     batch_size: int = 32

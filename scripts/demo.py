@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import csv
-import datetime
 import json
 import shutil
 import signal
@@ -24,7 +23,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fr_gateway.gallery.nik import make_nik
+from fr_gateway.gallery.nik import synthetic_nik
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "faces"
@@ -70,9 +69,7 @@ def build_inputs() -> tuple[Path, Path, list[dict]]:
                 label = f"{set_name}/{person}"
                 pictures = photos(set_name, person)
                 if person in enrolled:
-                    serial = len(nik_of) + 1
-                    birth = datetime.date(1960 + serial % 40, 1 + serial % 12, 1 + serial % 28)
-                    nik_of[label] = make_nik(64, 1 + serial % 9, 1 + serial % 7, birth, serial % 2 == 0, serial)
+                    nik_of[label] = synthetic_nik(len(nik_of))
                     rows.writerow([nik_of[label], pictures[0], label])
                     pictures = pictures[1:]
                 for picture in pictures[:PROBES_PER_PERSON]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from fr_gateway.config import Settings, load_settings
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2_grpc
 from fr_gateway.faces.engine import FaceEngine, load_engine
-from fr_gateway.gallery.nik import make_nik
+from fr_gateway.gallery.nik import synthetic_nik
 from fr_gateway.server.app import Gateway
 
 DATA = Path(os.environ.get("FRG_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"))
@@ -44,8 +43,7 @@ def photos(set_name: str, person: str) -> list[Path]:
 
 def nik_for(number: int) -> str:
     """A distinct, well-formed NIK per test identity (East Kalimantan, the IKN province)."""
-    birth = datetime.date(1970 + number % 30, 1 + number % 12, 1 + number % 28)
-    return make_nik(64, 1 + number % 9, 1 + number % 7, birth, number % 2 == 1, number + 1)
+    return synthetic_nik(number)
 
 
 def loose(path: Path) -> face_pb2.Face:

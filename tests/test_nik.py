@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from fr_gateway.gallery.nik import make_nik, validate_nik
+from fr_gateway.gallery.nik import make_nik, synthetic_nik, validate_nik
 from fr_gateway.reasons import Problem, Reason
 
 VALID = [
@@ -54,3 +54,9 @@ def test_make_nik_encodes_women_with_day_plus_40():
     nik = make_nik(64, 1, 2, datetime.date(1991, 3, 7), female=True, serial=42)
     assert nik == "6401024703910042"
     assert make_nik(64, 1, 2, datetime.date(1991, 3, 7), female=False, serial=42)[6:8] == "07"
+
+
+def test_synthetic_series_is_distinct_and_well_formed():
+    niks = [synthetic_nik(n) for n in range(0, 60_000, 3)]
+    assert len(set(niks)) == len(niks)
+    assert all(validate_nik(nik) == nik for nik in niks)

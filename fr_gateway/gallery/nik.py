@@ -54,3 +54,11 @@ def make_nik(province: int, regency: int, district: int, birth: datetime.date, f
     day = birth.day + (WOMEN_DAY_OFFSET if female else 0)
     nik = f"{province:02d}{regency:02d}{district:02d}{day:02d}{birth.month:02d}{birth.year % 100:02d}{serial:04d}"
     return validate_nik(nik)
+
+
+def synthetic_nik(number: int, province: int = 64) -> str:
+    """The number-th NIK of a synthetic series (demo, tests, benchmarks): distinct for the first 9999 * 99 * 99
+    numbers, well formed, with varied birth dates and sexes."""
+    serial, rest = number % 9999 + 1, number // 9999
+    birth = datetime.date(1950 + number % 50, 1 + number % 12, 1 + number % 28)
+    return make_nik(province, 1 + rest % 99, 1 + rest // 99 % 99, birth, number % 2 == 1, serial)

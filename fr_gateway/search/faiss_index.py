@@ -9,11 +9,13 @@ cosine similarity), keyed by NIK. A NIK is 16 digits, so it is its own int64 id.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
+import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import faiss
 import numpy as np
@@ -21,6 +23,7 @@ import numpy as np
 NIK_DIGITS = 16
 KINDS = ("flat", "ivfpq", "hnsw")
 FLAT_LIMIT = 1_000_000
+SMALL_BATCH = 8
 HNSW_MIN = 1_000
 # Re-ranking needs exact templates by NIK; the store provides them.
 ExactTemplates = Callable[[Sequence[str]], dict[str, np.ndarray]]
@@ -39,8 +42,8 @@ class IndexSpec:
     kind: str = "auto"
     nlist: int = 0  # ivfpq inverted lists; 0 = about 2 * sqrt(size), a power of two
     pq_bytes: int = 64  # ivfpq code size per identity
-    nprobe: int = 48  # ivfpq lists searched per query
-    rerank: int = 200  # ivfpq shortlist re-ranked exactly
+    nprobe: int = 128  # ivfpq lists searched per query
+    rerank: int = 100  # ivfpq shortlist re-ranked exactly
     hnsw_m: int = 32  # hnsw graph degree
     ef_search: int = 128  # hnsw search breadth
 
@@ -58,6 +61,17 @@ class IndexSpec:
 
     def lists(self, size: int) -> int:
         return self.nlist or max(64, 2 ** round(math.log2(2 * math.sqrt(max(size, 1)))))
+
+
+@contextlib.contextmanager
+def _threads(queries: int) -> Iterator[None]:
+    """One OpenMP thread for a few queries: spreading one query over threads cost 2-3x more than it saved on
+    the 2-core gateway (measured); batches use every core. Callers hold the index lock."""
+    faiss.omp_set_num_threads(1 if queries < SMALL_BATCH else os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
 
 
 def _ids(niks: Sequence[str]) -> np.ndarray:
@@ -108,7 +122,7 @@ class FaissIndex:
             return self._index.remove_ids(_ids([nik])) > 0
 
     def _raw_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
+        with self._lock, _threads(len(queries)):
             return self._index.search(queries, k)
 
     def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
@@ -167,7 +181,11 @@ class IvfPqIndex(FaissIndex):
         self._size = size
         self._exact = exact
         super().__init__(dim, index)
-        faiss.extract_index_ivf(self._index).nprobe = spec.nprobe
+        ivf = faiss.extract_index_ivf(self._index)
+        ivf.nprobe = spec.nprobe
+        # the HNSW quantiser's default breadth (16) can file a template in a farther list: search it at least
+        # as wide as the lists probed
+        faiss.downcast_index(ivf.quantizer).hnsw.efSearch = max(128, spec.nprobe)
 
     def _new_index(self) -> faiss.Index:
         # 4-bit fast-scan codes: two sub-quantisers per byte; trains in seconds where 8-bit PQ takes minutes
@@ -221,7 +239,7 @@ class HnswIndex(FaissIndex):
             return slot is not None
 
     def _raw_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
+        with self._lock, _threads(len(queries)):
             params = faiss.SearchParametersHNSW(efSearch=max(self._spec.ef_search, k))
             alive = np.packbits(~self._dead, bitorder="little")
             if self._dead.any():
