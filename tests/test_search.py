@@ -62,7 +62,8 @@ def test_erased_and_replaced_templates_are_never_returned(gallery, kind):
     assert niks[0] not in [c.nik for c in index.search(probes[0], 20)]
     replacement = unit(np.random.default_rng(3).standard_normal((1, DIM)))[0]
     store[niks[1]] = replacement
-    index.upsert(niks[1], replacement)
+    assert index.remove(niks[1])
+    index.add([niks[1]], replacement)
     assert index.search(replacement, 1)[0].nik == niks[1]
     assert index.search(replacement, 1)[0].score == pytest.approx(1.0, abs=0.02)
     assert [c.nik for c in index.search(probes[1], 3)].count(niks[1]) <= 1

@@ -113,10 +113,6 @@ class FaissIndex:
         with self._lock:
             self._index.add_with_ids(_matrix(templates, self.dim), _ids(niks))
 
-    def upsert(self, nik: str, template: np.ndarray) -> None:
-        self.remove(nik)
-        self.add([nik], template)
-
     def remove(self, nik: str) -> bool:
         with self._lock:
             return self._index.remove_ids(_ids([nik])) > 0
