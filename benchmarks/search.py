@@ -205,12 +205,15 @@ def score_statistics() -> dict:
             "real_buffalo_s_on_shared_faces": {"impostor_mean": 0.030, "impostor_sd": 0.076, "genuine_mean": 0.792}}
 
 
-def run(sizes: list[int], kinds: list[str], out: Path) -> dict:
+def run(sizes: list[int], kinds: list[str], out: Path, overrides: dict, append: bool) -> dict:
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "processor": platform.processor() or platform.machine()},
                "data": {"dim": DIM, "rank": RANK, "mated_probes": MATED, "non_mated_probes": NON_MATED,
                         **score_statistics()},
                "rows": [], "skipped": []}
+    if append and out.with_suffix(".json").exists():
+        earlier = json.loads(out.with_suffix(".json").read_text())
+        results["rows"], results["skipped"] = earlier["rows"], earlier["skipped"]
     for size in sizes:
         queries = probes(size)
         truth = exact_top1(size, queries)
@@ -226,6 +229,7 @@ def run(sizes: list[int], kinds: list[str], out: Path) -> dict:
                 if size > largest:
                     results["skipped"].append({"size": size, "kind": kind, "why": why})
                     continue
+                options = {**options, **(overrides if kind == "ivfpq" else {})}
                 row = measure(kind, options, size, store, queries, truth)
                 row.update(baseline, store_fill_s=round(fill, 1),
                            speedup_vs_numpy=round(baseline["numpy_query_ms"] / max(row["query_p50_ms"], 1e-6), 1))
@@ -266,8 +270,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--kinds", nargs="+", default=list(PLANS), choices=list(PLANS))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "search")
+    parser.add_argument("--ivf-lists", type=int, help="ivfpq inverted lists (default: about 2 * sqrt(size))")
+    parser.add_argument("--ivf-nprobe", type=int, help="ivfpq lists searched per query")
+    parser.add_argument("--append", action="store_true", help="add rows to the results already in --out")
     args = parser.parse_args()
-    results = run(args.sizes, args.kinds, args.out)
+    overrides = {k: v for k, v in {"nlist": args.ivf_lists, "nprobe": args.ivf_nprobe}.items() if v}
+    results = run(args.sizes, args.kinds, args.out, overrides, args.append)
     write(results, args.out)
     print(markdown(results))
 
