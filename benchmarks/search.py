@@ -44,7 +44,7 @@ MEMORY_BUDGET = 20 * 2**30  # what a run may use on this 24 GiB machine
 PLANS = {  # kind, its settings, the largest gallery it is run at, and why not beyond
     "flat": ({}, 1_000_000, "exact float32 search needs 2 KiB per identity (20 GiB at 10M): does not fit beside "
                             "the store and the baseline in 24 GiB"),
-    "ivfpq": ({"nprobe": 128, "rerank": 100}, 10_000_000, ""),
+    "ivfpq": ({}, 10_000_000, ""),
     "hnsw": ({"ef_search": 128}, 100_000, "the graph took 149 s to build at 100k on this 2-core machine (about "
                                           "30 min at 1M, hours at 10M, where it would also need ~800 B per "
                                           "identity, over the 256 B target): not run in this session"),

@@ -52,7 +52,7 @@ class Settings:
     # search index: auto (flat up to 1M identities, ivfpq beyond), flat, ivfpq or hnsw; and their knobs
     index_kind: str = "auto"
     ivf_lists: int = 0
-    ivf_nprobe: int = 128
+    ivf_nprobe: int = 0
     rerank: int = 100
     hnsw_ef_search: int = 128
     # embedding micro-batches

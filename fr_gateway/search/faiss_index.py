@@ -23,6 +23,7 @@ import numpy as np
 NIK_DIGITS = 16
 KINDS = ("flat", "ivfpq", "hnsw")
 FLAT_LIMIT = 1_000_000
+MAX_LISTS = 4096  # training more lists takes tens of minutes of k-means on a small machine
 SMALL_BATCH = 8
 HNSW_MIN = 1_000
 # Re-ranking needs exact templates by NIK; the store provides them.
@@ -40,9 +41,9 @@ class IndexSpec:
     """Which index and its knobs; `kind = "auto"` is flat up to FLAT_LIMIT identities, ivfpq beyond."""
 
     kind: str = "auto"
-    nlist: int = 0  # ivfpq inverted lists; 0 = about 2 * sqrt(size), a power of two
+    nlist: int = 0  # ivfpq inverted lists; 0 = about 2 * sqrt(size), a power of two, at most MAX_LISTS
     pq_bytes: int = 64  # ivfpq code size per identity
-    nprobe: int = 128  # ivfpq lists searched per query
+    nprobe: int = 0  # ivfpq lists searched per query; 0 = max(128, lists / 16)
     rerank: int = 100  # ivfpq shortlist re-ranked exactly
     hnsw_m: int = 32  # hnsw graph degree
     ef_search: int = 128  # hnsw search breadth
@@ -60,7 +61,11 @@ class IndexSpec:
         return 64 * self.lists(size)
 
     def lists(self, size: int) -> int:
-        return self.nlist or max(64, 2 ** round(math.log2(2 * math.sqrt(max(size, 1)))))
+        return self.nlist or min(MAX_LISTS, max(64, 2 ** round(math.log2(2 * math.sqrt(max(size, 1))))))
+
+    def probes(self, size: int) -> int:
+        """Recall follows the share of lists searched (measured: benchmarks/search.md)."""
+        return self.nprobe or max(128, self.lists(size) // 16)
 
 
 @contextlib.contextmanager
@@ -178,10 +183,10 @@ class IvfPqIndex(FaissIndex):
         self._exact = exact
         super().__init__(dim, index)
         ivf = faiss.extract_index_ivf(self._index)
-        ivf.nprobe = spec.nprobe
+        ivf.nprobe = spec.probes(size)
         # the HNSW quantiser's default breadth (16) can file a template in a farther list: search it at least
         # as wide as the lists probed
-        faiss.downcast_index(ivf.quantizer).hnsw.efSearch = max(128, spec.nprobe)
+        faiss.downcast_index(ivf.quantizer).hnsw.efSearch = max(128, ivf.nprobe)
 
     def _new_index(self) -> faiss.Index:
         # 4-bit fast-scan codes: two sub-quantisers per byte; trains in seconds where 8-bit PQ takes minutes
