@@ -98,6 +98,9 @@ class TemplateStore:
         self._keys = keys
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.directory / STORE_FILE, check_same_thread=False, isolation_level=None)
+        # a sealed row is about 2.1 KB: 4 KiB pages hold one (half the disk wasted), 16 KiB pages hold seven.
+        # Takes effect when a gallery is created, before WAL is switched on.
+        self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         with self._transaction():
