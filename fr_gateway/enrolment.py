@@ -74,11 +74,13 @@ class EnrolmentRun:
         self._bar = tqdm(total=count_rows(manifest), unit="photo", desc="enrolling", disable=not progress,
                          smoothing=0.05)
 
-    def _reject(self, row: ManifestRow, reason: str, detail: str) -> None:
+    def _reject(self, row: ManifestRow, reason: str, detail: str, *, counted: bool = False) -> None:
+        """`counted`: the row already advanced the progress bar (sent to a gateway)."""
         self.summary.counts["rejected"] += 1
         self.summary.rejected_by_reason[reason] += 1
         self._rejects.write(row, reason, detail)
-        self._bar.update(1)
+        if not counted:
+            self._bar.update(1)
 
     def _readable(self) -> Iterator[ManifestRow]:
         for row in read_manifest(self.manifest):
@@ -126,8 +128,7 @@ class EnrolmentRun:
         counts = self.summary.counts
         counts.update(enrolled=answer.enrolled - answer.replaced, replaced=answer.replaced, unchanged=answer.unchanged)
         for reject in answer.rejects:
-            self._bar.total += 1  # already counted as sent
-            self._reject(sent[reject.index], face_pb2.Reason.Name(reject.reason), reject.detail)
+            self._reject(sent[reject.index], face_pb2.Reason.Name(reject.reason), reject.detail, counted=True)
         return self.summary
 
     def close(self) -> None:
