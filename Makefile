@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # GPU=1 installs onnxruntime-gpu in place of the CPU runtime (only one may be installed).
 GPU    ?=
 
-.PHONY: install demo test lint proto serve bench-search bench-enrol clean
+.PHONY: install demo test lint proto serve bench-search bench-enrol bench-audit clean
 
 install: $(STAMP)
 
@@ -44,6 +44,9 @@ bench-search: $(STAMP)
 
 bench-enrol: $(STAMP)
 	$(BIN)/python benchmarks/enrolment.py
+
+bench-audit: $(STAMP)
+	$(BIN)/python benchmarks/audit.py
 
 serve: $(STAMP)
 	$(BIN)/fr-gateway serve --insecure

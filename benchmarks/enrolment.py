@@ -25,6 +25,7 @@ from fr_gateway.faces.images import decode_image
 from fr_gateway.gallery.nik import synthetic_nik
 from fr_gateway.server.app import Gateway
 from fr_gateway.service import GatewayService
+from fr_gateway.transport import open_channel
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 PEER_PHOTOS_PER_SECOND = 22.6  # the closest open-source peer with four clients, as reported; not measured here
@@ -84,7 +85,7 @@ def main() -> None:
                                         environ={}), engine=engine).start()
         started = time.perf_counter()
         remote_summary = run_enrolment(manifest(folder, photos, args.passes, 50_000), folder / "r2.csv",
-                                       target=f"127.0.0.1:{gateway.port}", progress=False)
+                                       channel=open_channel(f"127.0.0.1:{gateway.port}"), progress=False)
         remote = results["photos"] / (time.perf_counter() - started)
         gateway.stop()
     results.update({

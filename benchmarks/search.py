@@ -213,7 +213,8 @@ def run(sizes: list[int], kinds: list[str], out: Path, overrides: dict, append: 
                "rows": [], "skipped": []}
     if append and out.with_suffix(".json").exists():
         earlier = json.loads(out.with_suffix(".json").read_text())
-        results["rows"], results["skipped"] = earlier["rows"], earlier["skipped"]
+        results["rows"] = [r for r in earlier["rows"] if r["size"] not in sizes]  # a re-run replaces its sizes
+        results["skipped"] = [s for s in earlier["skipped"] if s["size"] not in sizes]
     for size in sizes:
         queries = probes(size)
         truth = exact_top1(size, queries)

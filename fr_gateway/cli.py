@@ -12,10 +12,15 @@ from pathlib import Path
 
 import grpc
 
-from fr_gateway.config import Settings, key_file_for, load_settings
+from fr_gateway.audit.keys import AuditKeyError
+from fr_gateway.audit.log import AuditUnavailable
+from fr_gateway.audit.trail import Caller, Outcome, open_trail
+from fr_gateway.config import Settings, audit_dir_for, key_file_for, load_settings
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.gallery.store import GalleryModelMismatch
+from fr_gateway.security.certs import ROLES, CertificateError, TlsFiles
 from fr_gateway.security.keys import KeyRingError
+from fr_gateway.transport import open_channel
 
 log = logging.getLogger("fr_gateway")
 
@@ -28,14 +33,21 @@ def _face(path: str, aligned: bool = False) -> face_pb2.Face:
     return face_pb2.Face(image=Path(path).read_bytes(), kind=face_pb2.ALIGNED if aligned else face_pb2.LOOSE)
 
 
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    """Mutual TLS when the client's certificate is given, else plaintext (a gateway started --insecure)."""
+    if args.cert or args.key:
+        return open_channel(args.target, TlsFiles.load(args.cert, args.key, args.ca))
+    return open_channel(args.target)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from fr_gateway.server.app import serve
 
-    if not args.insecure:
-        print("fr-gateway serve: TLS is not available in this version; start with --insecure for plaintext "
-              "gRPC, on loopback or a trusted network only", file=sys.stderr)
-        return 2
-    serve(_settings(args, listen=args.listen, gallery=args.gallery), args.port_file)
+    tls = {}
+    if args.certs:
+        tls = {name: str(Path(args.certs) / file) for name, file in
+               (("tls_cert", "server.pem"), ("tls_key", "server.key"), ("tls_ca", "ca.pem"))}
+    serve(_settings(args, listen=args.listen, gallery=args.gallery, **tls), args.insecure, args.port_file)
     return 0
 
 
@@ -59,7 +71,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
             if jsonl:
                 jsonl.write(json.dumps(dataclasses.asdict(record)) + "\n")
 
-        channel = stack.enter_context(grpc.insecure_channel(args.target))
+        channel = stack.enter_context(_channel(args))
         stats = CameraClient(detector, channel, args.camera_id).run(frames, show)
     counts = ", ".join(f"{name} {n}" for name, n in sorted(stats.decisions.items()))
     print(f"camera {args.camera_id}: {stats.frames} frames, {stats.faces} faces in {stats.seconds:.1f} s "
@@ -73,17 +85,20 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     manifest = Path(args.manifest)
     rejects = Path(args.rejects) if args.rejects else manifest.with_suffix(".rejects.csv")
     if args.target:
-        summary = run_enrolment(manifest, rejects, target=args.target, progress=not args.no_progress)
+        with _channel(args) as channel:
+            summary = run_enrolment(manifest, rejects, channel=channel, progress=not args.no_progress)
     else:
         from fr_gateway.faces.engine import load_engine
         from fr_gateway.service import GatewayService
 
         settings = _settings(args, gallery=args.gallery)
-        service = GatewayService.open(settings, load_engine(settings))
-        try:
-            summary = run_enrolment(manifest, rejects, service=service, progress=not args.no_progress)
-        finally:
-            service.close()
+        with contextlib.ExitStack() as stack:
+            service = GatewayService.open(settings, load_engine(settings))
+            stack.callback(service.close)
+            trail = open_trail(settings, service.engine.pack.fingerprint, lambda: service.gallery_version,
+                               create_keys=True)
+            stack.callback(trail.close)
+            summary = run_enrolment(manifest, rejects, service=service, trail=trail, progress=not args.no_progress)
     print(summary.line())
     if summary.counts["rejected"]:
         print(f"rejected records, with reasons, are in {rejects}: fix them and run it as a manifest")
@@ -91,7 +106,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    with grpc.insecure_channel(args.target) as channel:
+    with _channel(args) as channel:
         response = recognition_pb2_grpc.RecognitionStub(channel).Identify(recognition_pb2.IdentifyRequest(
             camera_id=args.camera_id, face=_face(args.image, args.aligned), top_k=args.top_k))
     print(f"{face_pb2.Decision.Name(response.decision)} (threshold {response.threshold:.2f}, "
@@ -107,7 +122,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         request.nik = args.nik
     else:
         request.reference_face.CopyFrom(_face(args.reference))
-    with grpc.insecure_channel(args.target) as channel:
+    with _channel(args) as channel:
         response = recognition_pb2_grpc.RecognitionStub(channel).Verify(request)
     print(f"{face_pb2.Decision.Name(response.decision)}: score {response.score:.3f}, "
           f"threshold {response.threshold:.2f} {response.detail}".rstrip())
@@ -130,11 +145,18 @@ def _open_store(settings: Settings):
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
     from fr_gateway.gallery.nik import validate_nik
 
-    store, _ = _open_store(_settings(args, gallery=args.gallery))
-    try:
-        removed = [nik for nik in args.nik if store.delete(validate_nik(nik))]
-    finally:
-        store.close()
+    settings = _settings(args, gallery=args.gallery)
+    removed = []
+    with contextlib.ExitStack() as stack:
+        store, _ = _open_store(settings)
+        stack.callback(store.close)
+        trail = open_trail(settings, store.model_fingerprint, lambda: store.version, create_keys=True)
+        stack.callback(trail.close)
+        for nik in args.nik:
+            erased = store.delete(validate_nik(nik))
+            trail.record(Caller.local(), "Remove", Outcome("ERASED" if erased else "NOT_ENROLLED", nik=nik))
+            if erased:
+                removed.append(nik)
     for nik in args.nik:
         print(f"{nik}: {'erased' if nik in removed else 'not enrolled'}")
     return 0
@@ -177,34 +199,111 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs_init(args: argparse.Namespace) -> int:
+    from fr_gateway.security.certs import Authority, parse_principal
+
+    folder = Path(args.dir)
+    if (folder / "ca.key").exists():
+        raise CertificateError(f"{folder} already holds a CA; issue more certificates with `certs issue`")
+    authority = Authority.create(days=args.days * 10)
+    authority.save(folder)
+    print(f"CA: {folder / 'ca.pem'} (its key ca.key signs every certificate: keep it offline)")
+    hosts = args.host or ["localhost", "127.0.0.1"]
+    print(f"server: {authority.issue_server(folder, hosts, days=args.days)} for {', '.join(hosts)}")
+    for text in args.client:
+        principal = parse_principal(text)
+        print(f"{principal.role}: {authority.issue_client(folder, principal, days=args.days)} ({principal.uri})")
+    return 0
+
+
+def cmd_certs_issue(args: argparse.Namespace) -> int:
+    from fr_gateway.security.certs import Authority, parse_principal
+
+    authority = Authority.load(Path(args.dir))
+    for text in args.client:
+        principal = parse_principal(text)
+        print(f"{principal.role}: {authority.issue_client(Path(args.dir), principal, days=args.days)} "
+              f"({principal.uri})")
+    return 0
+
+
+def cmd_audit_keys(args: argparse.Namespace) -> int:
+    from fr_gateway.audit.keys import SIGNING_KEY, issue
+
+    if args.action == "init" and (Path(args.gateway) / SIGNING_KEY).exists():
+        raise AuditKeyError(f"{args.gateway} already holds audit keys; use `audit keys rotate`")
+    both = not (args.signer or args.reader)
+    made = issue(args.gateway, args.auditor, signer=both or args.signer, reader=both or args.reader)
+    print(f"gateway keys in {args.gateway} (signing.key, reader.pub); auditor keys in {args.auditor}: "
+          f"{', '.join(made)}" + ("; restart the gateway to use them" if args.action == "rotate" else ""))
+    return 0
+
+
+def _audit_folder(args: argparse.Namespace) -> Path:
+    return Path(args.dir) if args.dir else audit_dir_for(_settings(args))
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from fr_gateway.audit.keys import AuditorKeys
+    from fr_gateway.audit.verify import verify
+
+    report = verify(_audit_folder(args), AuditorKeys.load(args.keys, need_readers=False).signers)
+    print(report.text())
+    return 0 if report.intact else 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from fr_gateway.audit.export import Selection, export, parse_time
+    from fr_gateway.audit.keys import AuditorKeys
+
+    selection = Selection(parse_time(args.start) if args.start else None, parse_time(args.end) if args.end else None,
+                          args.camera, args.nik, args.operation)
+    keys = AuditorKeys.load(args.keys)
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(Path(args.out).open("w", newline="")) if args.out else sys.stdout
+        exported = export(_audit_folder(args), keys, out, args.format, selection)
+    print(exported.report.text(), file=sys.stderr)
+    print(f"exported {exported.written} records" + "".join(
+        f"; {n} unreadable: {why}" for why, n in exported.unreadable.items()), file=sys.stderr)
+    return 0 if exported.report.intact and not exported.unreadable else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fr-gateway", description="Real-time face recognition gateway.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="TOML settings file (also FRG_CONFIG)")
     common.add_argument("--model-dir", help="insightface pack directory (default: the offline buffalo_s pack)")
+    tls = argparse.ArgumentParser(add_help=False)
+    tls.add_argument("--cert", help="client certificate (PEM) for mutual TLS; without it, plaintext")
+    tls.add_argument("--key", help="the client certificate's private key")
+    tls.add_argument("--ca", help="the CA that signed the gateway's certificate")
+    client = argparse.ArgumentParser(add_help=False, parents=[tls])
+    client.add_argument("--target", default="127.0.0.1:50051", help="gateway HOST:PORT")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the gateway")
     serve.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:50051)")
     serve.add_argument("--gallery", help="gallery directory, created empty if missing (default index/default)")
-    serve.add_argument("--insecure", action="store_true", help="plaintext gRPC (required in this version)")
+    serve.add_argument("--certs", help="folder from `certs init` (server.pem, server.key, ca.pem); default: the "
+                                       "tls_* settings")
+    serve.add_argument("--insecure", action="store_true",
+                       help="plaintext gRPC with no client authentication: loopback and demos only")
     serve.add_argument("--port-file", type=Path, help="write the bound port here once serving")
     serve.set_defaults(run=cmd_serve)
 
-    camera = sub.add_parser("camera", parents=[common], help="stream a camera source through a gateway")
+    camera = sub.add_parser("camera", parents=[common, client], help="stream a camera source through a gateway")
     camera.add_argument("--source", required=True, help="video file, image folder, RTSP URL or device number")
     camera.add_argument("--camera-id", required=True)
-    camera.add_argument("--target", default="127.0.0.1:50051", help="gateway HOST:PORT")
     camera.add_argument("--jsonl", help="also write every decision to this JSON Lines file")
     camera.add_argument("--max-frames", type=int, default=0, help="stop after this many frames")
     camera.set_defaults(run=cmd_camera)
 
-    enroll = sub.add_parser("enroll", parents=[common], help="enrol a manifest (CSV or JSONL of nik,photo)")
+    enroll = sub.add_parser("enroll", parents=[common, tls], help="enrol a manifest (CSV or JSONL of nik,photo)")
     enroll.add_argument("--manifest", required=True)
     where = enroll.add_mutually_exclusive_group()
     where.add_argument("--gallery", help="enrol offline into this gallery: a name under index/ or a directory")
-    where.add_argument("--target", help="enrol through a running gateway's EnrollStream instead")
+    where.add_argument("--target", help="enrol through a running gateway's EnrollStream (HOST:PORT) instead")
     enroll.add_argument("--rejects", help="where to write rejected records (default MANIFEST.rejects.csv)")
     enroll.add_argument("--no-progress", action="store_true", help="no progress bar")
     enroll.set_defaults(run=cmd_enroll)
@@ -220,16 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument("--threshold", type=float, help="default: the identify threshold")
     duplicates.set_defaults(run=cmd_gallery_duplicates)
 
-    identify = sub.add_parser("identify", help="identify one photo against a running gateway")
-    identify.add_argument("--target", default="127.0.0.1:50051")
+    identify = sub.add_parser("identify", parents=[client], help="identify one photo against a running gateway")
     identify.add_argument("--image", required=True)
     identify.add_argument("--aligned", action="store_true", help="the image is a 112x112 aligned crop")
     identify.add_argument("--top-k", type=int, default=5)
     identify.add_argument("--camera-id", default="cli")
     identify.set_defaults(run=cmd_identify)
 
-    verify = sub.add_parser("verify", help="verify one photo against a NIK or a second photo")
-    verify.add_argument("--target", default="127.0.0.1:50051")
+    verify = sub.add_parser("verify", parents=[client], help="verify one photo against a NIK or a second photo")
     verify.add_argument("--probe", required=True)
     reference = verify.add_mutually_exclusive_group(required=True)
     reference.add_argument("--nik")
@@ -240,6 +337,48 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--gallery", help="gallery directory (default index/default)")
     rotate.add_argument("--retire", action="store_true", help="then drop old keys no template uses")
     rotate.set_defaults(run=cmd_keys_rotate)
+
+    certs = sub.add_parser("certs", help="private CA and certificates for mutual TLS") \
+        .add_subparsers(dest="action", required=True)
+    init = certs.add_parser("init", help="create a CA, the server's certificate and any client certificates")
+    init.add_argument("--dir", default="certs")
+    init.add_argument("--host", action="append", default=None, help="server name or IP (repeat; default "
+                                                                     "localhost and 127.0.0.1)")
+    init.add_argument("--client", action="append", default=[], metavar="ROLE:ID",
+                      help=f"a client certificate, e.g. camera:CAM-017 (repeat); roles: {', '.join(ROLES)}")
+    init.add_argument("--days", type=int, default=365, help="validity of the certificates (the CA: ten times)")
+    init.set_defaults(run=cmd_certs_init)
+    issue = certs.add_parser("issue", help="client certificates signed by an existing CA")
+    issue.add_argument("--dir", default="certs")
+    issue.add_argument("--client", action="append", required=True, metavar="ROLE:ID")
+    issue.add_argument("--days", type=int, default=365)
+    issue.set_defaults(run=cmd_certs_issue)
+
+    audit = sub.add_parser("audit", help="the audit log: keys, verification, export") \
+        .add_subparsers(dest="action", required=True)
+    audit_keys = audit.add_parser("keys", help="audit keys").add_subparsers(dest="action", required=True)
+    for name, text in (("init", "create the signing and reading key pairs"),
+                       ("rotate", "new key pairs; the auditor keeps the old ones to read older records")):
+        keys_command = audit_keys.add_parser(name, help=text)
+        keys_command.add_argument("--gateway", required=True, help="the gateway's folder (audit_keys setting)")
+        keys_command.add_argument("--auditor", required=True, help="the auditor's folder")
+        keys_command.add_argument("--signer", action="store_true", help="only the signing key")
+        keys_command.add_argument("--reader", action="store_true", help="only the reading key")
+        keys_command.set_defaults(run=cmd_audit_keys)
+    for name, run, text in (("verify", cmd_audit_verify, "check the chain, signatures and head; exit 1 if damaged"),
+                            ("export", cmd_audit_export, "decrypt and select records, with their integrity")):
+        command = audit.add_parser(name, parents=[common], help=text)
+        command.add_argument("--dir", help="the audit log folder (default: the audit_dir setting)")
+        command.add_argument("--keys", required=True, help="the auditor's key folder")
+        command.set_defaults(run=run)
+    export = audit.choices["export"]
+    export.add_argument("--from", dest="start", help="UTC date or time, inclusive")
+    export.add_argument("--to", dest="end", help="UTC date or time, exclusive")
+    export.add_argument("--camera")
+    export.add_argument("--nik")
+    export.add_argument("--operation", help="Identify, Verify, Enroll, Remove, or a refused one")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--out", help="file to write (default: standard output)")
     return parser
 
 
@@ -252,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     except GalleryModelMismatch as exc:
         log.error("refusing to serve: %s", exc)
         return 3
-    except (FileNotFoundError, ValueError, OSError, KeyRingError) as exc:
+    except (FileNotFoundError, ValueError, OSError, KeyRingError, AuditKeyError, AuditUnavailable,
+            CertificateError) as exc:
         log.error("%s", exc)
         return 2
     except grpc.RpcError as exc:

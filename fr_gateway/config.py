@@ -61,11 +61,39 @@ class Settings:
     queue_size: int = 512
     # gRPC server: the most concurrent calls (an open stream holds one); more answer RESOURCE_EXHAUSTED
     workers: int = 64
+    # mutual TLS (see `fr-gateway certs init`): the server's certificate and key, and the CA clients must chain to
+    tls_cert: str = "certs/server.pem"
+    tls_key: str = "certs/server.key"
+    tls_ca: str = "certs/ca.pem"
+    # per client (certificate identity, or host on a plaintext port): messages per second with a burst, and
+    # open streams; over either answers RESOURCE_EXHAUSTED. 0 switches a limit off
+    rate_limit: float = 200.0
+    rate_burst: int = 400
+    streams_per_client: int = 16
+    # audit log of every decision and refusal: its folder, the gateway's audit keys (`fr-gateway audit keys
+    # init`), when appends reach the disk (always | interval | never), segment size and checkpoint interval
+    audit: bool = True
+    # (empty: <gallery parent>/audit and <gallery parent>/keys/audit-gateway)
+    audit_dir: str = ""
+    audit_keys: str = ""
+    audit_fsync: str = "always"
+    audit_segment_mb: int = 64
+    audit_checkpoint_s: float = 1.0
 
 
 def key_file_for(settings: Settings) -> Path:
     gallery = Path(settings.gallery)
     return Path(settings.key_file) if settings.key_file else gallery.parent / "keys" / f"{gallery.name}.json"
+
+
+def audit_dir_for(settings: Settings) -> Path:
+    return Path(settings.audit_dir) if settings.audit_dir else Path(settings.gallery).parent / "audit"
+
+
+def audit_keys_for(settings: Settings) -> Path:
+    """The gateway's half of the audit keys (signing key, auditor's public key)."""
+    return Path(settings.audit_keys) if settings.audit_keys else Path(settings.gallery).parent / "keys" / \
+        "audit-gateway"
 
 
 def _coerce(name: str, hint: Any, raw: Any) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 from tqdm import tqdm
 
+from fr_gateway.audit.trail import AuditTrail, Caller, Outcome
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc
 from fr_gateway.faces.crops import CropKind
 from fr_gateway.gallery.manifest import REJECT_PREFIX, ManifestRow, count_rows, read_manifest
@@ -96,8 +97,9 @@ class EnrolmentRun:
         self.summary.counts["unchanged" if result.unchanged else "replaced" if result.replaced else "enrolled"] += 1
         self._bar.update(1)
 
-    def local(self, service: GatewayService) -> RunSummary:
-        """In process: each chunk the pipeline yields is already committed to the store."""
+    def local(self, service: GatewayService, trail: AuditTrail | None) -> RunSummary:
+        """In process: each chunk the pipeline yields is already committed to the store, then audited."""
+        caller = Caller.local()
         in_flight: collections.deque[ManifestRow] = collections.deque()
 
         def records() -> Iterator[EnrollRecord]:
@@ -107,12 +109,15 @@ class EnrolmentRun:
 
         for result in service.enroll_many(records(), skip_unchanged=True):
             row = in_flight.popleft()
+            if trail:
+                trail.record(caller, "Enroll", Outcome(result.decision, detail=result.detail, nik=result.nik,
+                                                       reason=result.reason.name if result.reason else ""))
             self._record(row, result)
             if not in_flight:
                 log.debug("acknowledged through manifest line %d", row.line)
         return self.summary
 
-    def remote(self, target: str) -> RunSummary:
+    def remote(self, channel: grpc.Channel) -> RunSummary:
         """Through a gateway's EnrollStream: progress counts photos sent, the summary comes at the end."""
         sent: list[ManifestRow] = []
 
@@ -123,8 +128,7 @@ class EnrolmentRun:
                 yield gallery_pb2.EnrollRequest(nik=row.nik, face=face_pb2.Face(image=row.photo.read_bytes()),
                                                 attributes=row.attributes)
 
-        with grpc.insecure_channel(target) as channel:
-            answer = gallery_pb2_grpc.GalleryStub(channel).EnrollStream(requests())
+        answer = gallery_pb2_grpc.GalleryStub(channel).EnrollStream(requests())
         counts = self.summary.counts
         counts.update(enrolled=answer.enrolled - answer.replaced, replaced=answer.replaced, unchanged=answer.unchanged)
         for reject in answer.rejects:
@@ -137,10 +141,15 @@ class EnrolmentRun:
 
 
 def run_enrolment(manifest: Path, rejects_path: Path, *, service: GatewayService | None = None,
-                  target: str | None = None, progress: bool = True) -> RunSummary:
+                  trail: AuditTrail | None = None, channel: grpc.Channel | None = None,
+                  progress: bool = True) -> RunSummary:
+    """In process with `service`, each enrolment audited in `trail` (tests and benchmarks may pass none),
+    or through a gateway over `channel`, which audits."""
     run = EnrolmentRun(manifest, rejects_path, progress)
     try:
-        return run.local(service) if service is not None else run.remote(target)
+        if service is not None:
+            return run.local(service, trail)
+        return run.remote(channel)
     finally:
         run.close()
 

@@ -74,6 +74,13 @@ class EnrollResult:
     reason: Reason | None = None
     detail: str = ""
 
+    @property
+    def decision(self) -> str:
+        """One word for the outcome, as the audit log records it."""
+        if not self.enrolled:
+            return "REJECTED"
+        return "UNCHANGED" if self.unchanged else "REPLACED" if self.replaced else "ENROLLED"
+
 
 class GatewayService:
     def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batcher: EmbeddingBatcher,
@@ -151,6 +158,11 @@ class GatewayService:
     @property
     def gallery_size(self) -> int:
         return len(self._index)
+
+    @property
+    def gallery_version(self) -> int:
+        """The store's version: it grows with every enrolment or erasure, so an audit record pins the gallery."""
+        return self._store.version
 
     def _embed(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """Embed crops together through the micro-batcher; a saturated gateway is a Problem like any other."""

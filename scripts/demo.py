@@ -1,10 +1,13 @@
 """`make demo`: the main job end to end on the embedded default (FAISS, SQLite, offline buffalo_s pack).
 
-1. enrols one photo per person from ../shared/data/faces under generated valid NIKs (`fr-gateway enroll`);
-2. writes a camera video of other photos of enrolled people and of people who are not enrolled;
-3. starts the gateway (`fr-gateway serve`) on a free loopback port, streams the video through it
-   (`fr-gateway camera`), prints each decision, then stops the gateway;
-4. scores the decisions against the known truth: correct MATCHes and correct NO_MATCHes.
+1. creates a private CA with the server's and the camera's certificates (`fr-gateway certs init`) and the
+   audit keys, the gateway's half and the auditor's (`fr-gateway audit keys init`);
+2. enrols one photo per person from ../shared/data/faces under generated valid NIKs (`fr-gateway enroll`);
+3. writes a camera video of other photos of enrolled people and of people who are not enrolled;
+4. starts the gateway (`fr-gateway serve`, mutual TLS) on a free loopback port, streams the video through it
+   (`fr-gateway camera` with its certificate), prints each decision, then stops the gateway;
+5. scores the decisions against the known truth: correct MATCHes and correct NO_MATCHes;
+6. as the auditor: verifies the audit log and exports the camera's records (`fr-gateway audit`).
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
-import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fr_gateway.gallery.nik import synthetic_nik
+from fr_gateway.security.certs import Principal, TlsFiles
+from fr_gateway.transport import open_channel
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "faces"
@@ -38,6 +43,7 @@ PEOPLE = (
     ("fr-examples", ["biden", "obama", "kit_harington"], ["alex_lacamoire", "rose_leslie"]),
 )
 CAMERA_ID = "IKN-GATE-01"
+CERTS, AUDITOR_KEYS, AUDIT_LOG = OUT / "certs", OUT / "auditor-keys", OUT / "audit"
 
 
 def photos(set_name: str, person: str) -> list[Path]:
@@ -84,6 +90,11 @@ def fr_gateway(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "fr_gateway.cli", *args], **kwargs)
 
 
+def camera_tls_flags() -> list[str]:
+    stem = CERTS / f"camera-{CAMERA_ID}"
+    return ["--cert", f"{stem}.pem", "--key", f"{stem}.key", "--ca", str(CERTS / "ca.pem")]
+
+
 def wait_serving(port_file: Path, server: subprocess.Popen, timeout: float = 120.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,7 +102,8 @@ def wait_serving(port_file: Path, server: subprocess.Popen, timeout: float = 120
             raise SystemExit(f"the gateway exited with status {server.returncode}")
         if port_file.exists() and port_file.read_text().strip():
             port = int(port_file.read_text())
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            tls = TlsFiles.for_client(CERTS, Principal("camera", CAMERA_ID))
+            with open_channel(f"127.0.0.1:{port}", tls) as channel:
                 status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             if status.status == health_pb2.HealthCheckResponse.SERVING:
                 return port
@@ -126,27 +138,47 @@ def score(truth: list[dict], decisions_file: Path) -> int:
     return 0 if tally["correct MATCH"] and tally["correct NO_MATCH"] else 1
 
 
+def audit_report() -> int:
+    """What an auditor does afterwards, with the auditor's keys only."""
+    print("\n== the auditor verifies the audit log and exports this camera's records", flush=True)
+    if fr_gateway("audit", "verify", "--dir", str(AUDIT_LOG), "--keys", str(AUDITOR_KEYS)).wait() != 0:
+        return 1
+    exported = OUT / f"audit-{CAMERA_ID}.csv"
+    if fr_gateway("audit", "export", "--dir", str(AUDIT_LOG), "--keys", str(AUDITOR_KEYS), "--camera", CAMERA_ID,
+                  "--format", "csv", "--out", str(exported)).wait() != 0:
+        return 1
+    with exported.open() as handle:
+        decisions = Counter(row["decision"] for row in csv.DictReader(handle))
+    print(f"{exported.relative_to(ROOT)}: " + ", ".join(f"{d} {n}" for d, n in sorted(decisions.items())))
+    return 0
+
+
 def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
     gallery, port_file, decisions = OUT / "gallery", OUT / "port", OUT / "decisions.jsonl"
+    print("== a private CA, the server's and the camera's certificates, and the audit keys", flush=True)
+    if fr_gateway("certs", "init", "--dir", str(CERTS), "--client", f"camera:{CAMERA_ID}").wait() != 0 or \
+            fr_gateway("audit", "keys", "init", "--gateway", str(OUT / "keys" / "audit-gateway"),
+                       "--auditor", str(AUDITOR_KEYS)).wait() != 0:
+        return 1
     manifest, video, truth = build_inputs()
     print(f"== enrolling {manifest.relative_to(ROOT)} into {gallery.relative_to(ROOT)}", flush=True)
     if fr_gateway("enroll", "--manifest", str(manifest), "--gallery", str(gallery)).wait() != 0:
         return 1
     print(f"== starting the gateway; camera video {video.relative_to(ROOT)} ({len(truth)} frames)", flush=True)
-    server = fr_gateway("serve", "--insecure", "--listen", "127.0.0.1:0", "--gallery", str(gallery),
+    server = fr_gateway("serve", "--certs", str(CERTS), "--listen", "127.0.0.1:0", "--gallery", str(gallery),
                         "--port-file", str(port_file))
     try:
         port = wait_serving(port_file, server)
-        camera = fr_gateway("camera", "--source", str(video), "--camera-id", CAMERA_ID,
+        camera = fr_gateway("camera", "--source", str(video), "--camera-id", CAMERA_ID, *camera_tls_flags(),
                             "--target", f"127.0.0.1:{port}", "--jsonl", str(decisions))
         if camera.wait() != 0:
             return 1
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    return score(truth, decisions)
+    return score(truth, decisions) or audit_report()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +81,28 @@ class Client:
     @property
     def settings(self) -> Settings:
         return self.gateway.settings
+
+
+def launch(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`fr-gateway serve ARGS` in its own process on an ephemeral port; returns it and its HOST:PORT."""
+    port_file = folder / "port"
+    port_file.unlink(missing_ok=True)
+    server = subprocess.Popen([sys.executable, "-m", "fr_gateway.cli", "serve", "--listen", "127.0.0.1:0",
+                               "--port-file", str(port_file), *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (port_file.exists() and port_file.read_text().strip()):
+        assert server.poll() is None, server.stdout.read()
+        assert time.monotonic() < deadline, "gateway did not start"
+        time.sleep(0.1)
+    return server, f"127.0.0.1:{port_file.read_text().strip()}"
+
+
+def stop(server: subprocess.Popen) -> str:
+    """SIGTERM, as an operator stops it; the gateway must exit cleanly. Returns its log."""
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=30) == 0
+    return server.stdout.read()
 
 
 @contextlib.contextmanager

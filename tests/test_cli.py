@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import onnx
 import pytest
-from conftest import ENROLLED, NOT_ENROLLED, nik_for, photos, start_gateway
+from conftest import ENROLLED, NOT_ENROLLED, launch, nik_for, photos, start_gateway, stop
 
 from fr_gateway.faces.models import locate_pack
 
@@ -24,28 +22,18 @@ def fr_gateway(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`fr-gateway serve` in its own process on an ephemeral port; yields HOST:PORT."""
+    """`fr-gateway serve --insecure` in its own process; yields HOST:PORT."""
     folder = tmp_path_factory.mktemp("served")
-    port_file = folder / "port"
-    server = subprocess.Popen([sys.executable, "-m", "fr_gateway.cli", "serve", "--insecure", "--listen",
-                               "127.0.0.1:0", "--gallery", str(folder / "gallery"), "--port-file", str(port_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (port_file.exists() and port_file.read_text().strip()):
-        assert server.poll() is None, server.stdout.read()
-        assert time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.1)
-    yield f"127.0.0.1:{port_file.read_text().strip()}"
-    server.send_signal(signal.SIGTERM)
-    assert server.wait(timeout=30) == 0
-    log = server.stdout.read()
+    server, target = launch(folder, "--insecure", "--gallery", str(folder / "gallery"))
+    yield target
+    log = stop(server)
     assert "PLAINTEXT" in log and "stopping" in log
 
 
-def test_serve_refuses_to_start_without_insecure(tmp_path):
-    result = fr_gateway("serve", "--gallery", str(tmp_path / "g"))
+def test_serve_without_certificates_or_insecure_refuses_to_start(tmp_path):
+    result = fr_gateway("serve", "--gallery", str(tmp_path / "g"), "--certs", str(tmp_path / "no-certs"))
     assert result.returncode == 2
-    assert "--insecure" in result.stderr
+    assert "certs init" in result.stderr and "--insecure" in result.stderr
 
 
 def test_enroll_identify_verify_and_camera_against_a_served_gateway(served, tmp_path):

@@ -5,6 +5,9 @@ The seed of the random kill points is printed; FRG_CRASH_SEED=<seed> replays a r
 from __future__ import annotations
 
 import csv
+import functools
+import io
+import json
 import os
 import random
 import re
@@ -16,8 +19,10 @@ import time
 from pathlib import Path
 
 import grpc
-from conftest import loose, nik_for, photos, serving
+from conftest import launch, loose, nik_for, photos, serving, stop
 
+from fr_gateway.audit.export import Selection, export
+from fr_gateway.audit.keys import AuditorKeys
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.faces.models import locate_pack
 from fr_gateway.gallery.store import TemplateStore
@@ -25,8 +30,12 @@ from fr_gateway.security.keys import KeyRing
 
 SEED = int(os.environ.get("FRG_CRASH_SEED", time.time_ns() % 1_000_000))
 ACK = re.compile(r"acknowledged through manifest line (\d+)")
-# 120 records: three photos of each ORL person, each photo under its own NIK
-ROWS = [(nik_for(n), photos("orl", f"s{1 + n % 40}")[n // 40]) for n in range(120)]
+
+
+@functools.cache
+def rows() -> list[tuple[str, Path]]:
+    """120 records: three photos of each ORL person, each photo under its own NIK."""
+    return [(nik_for(n), photos("orl", f"s{1 + n % 40}")[n // 40]) for n in range(120)]
 
 
 def cli(*args: str) -> subprocess.Popen:
@@ -70,7 +79,7 @@ def test_killing_an_enrolment_run_loses_nothing_acknowledged(engine, tmp_path):
     with manifest.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["nik", "photo"])
-        writer.writerows(ROWS)
+        writer.writerows(rows())
     gallery = tmp_path / "gallery"
     for attempt in range(4):
         last_line = enrol_until_killed(manifest, gallery, rng)
@@ -79,7 +88,7 @@ def test_killing_an_enrolment_run_loses_nothing_acknowledged(engine, tmp_path):
             present = {nik for niks, _ in store.iter_templates() for nik in niks}  # every record opens
         finally:
             store.close()
-        acknowledged = {nik for nik, _ in ROWS[: last_line - 1]}  # manifest line 2 is ROWS[0]
+        acknowledged = {nik for nik, _ in rows()[: last_line - 1]}  # manifest line 2 is rows()[0]
         assert acknowledged <= present, f"seed {SEED}, kill {attempt}: lost {sorted(acknowledged - present)}"
 
     finish = cli("enroll", "--manifest", str(manifest), "--gallery", str(gallery), "--no-progress")
@@ -92,28 +101,19 @@ def test_killing_an_enrolment_run_loses_nothing_acknowledged(engine, tmp_path):
         assert answer.decision == face_pb2.MATCH and answer.candidates[0].nik in {nik_for(6), nik_for(46), nik_for(86)}
 
 
-def serve(gallery: Path, port_file: Path) -> tuple[subprocess.Popen, str]:
-    port_file.unlink(missing_ok=True)
-    process = cli("serve", "--insecure", "--listen", "127.0.0.1:0", "--gallery", str(gallery),
-                  "--port-file", str(port_file))
-    deadline = time.monotonic() + 120
-    while not (port_file.exists() and port_file.read_text().strip()):
-        assert process.poll() is None and time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.05)
-    return process, f"127.0.0.1:{port_file.read_text().strip()}"
-
-
 def test_killing_a_serving_gateway_loses_no_acknowledged_enroll(tmp_path, rounds=3):
+    """Neither the enrolment nor its audit record: after the kills the audit log verifies, with each torn
+    tail noted, and holds an Enroll record for every acknowledged NIK."""
     rng = random.Random(SEED + 1)
-    gallery, port_file = tmp_path / "gallery", tmp_path / "port"
+    gallery = tmp_path / "gallery"
     acknowledged: list[str] = []
-    rows = iter(ROWS)
+    records = iter(rows())
     for _ in range(rounds):
-        process, target = serve(gallery, port_file)
+        process, target = launch(tmp_path, "--insecure", "--gallery", str(gallery))
         threading.Timer(rng.uniform(0.3, 1.5), process.send_signal, (signal.SIGKILL,)).start()
         with grpc.insecure_channel(target) as channel:
             stub = gallery_pb2_grpc.GalleryStub(channel)
-            for nik, photo in rows:
+            for nik, photo in records:
                 try:
                     answer = stub.Enroll(gallery_pb2.EnrollRequest(nik=nik, face=loose(photo)), timeout=10)
                 except grpc.RpcError:
@@ -123,14 +123,19 @@ def test_killing_a_serving_gateway_loses_no_acknowledged_enroll(tmp_path, rounds
         process.wait(30)
     assert acknowledged, f"seed {SEED}: nothing was enrolled before the kills"
 
-    process, target = serve(gallery, port_file)
+    process, target = launch(tmp_path, "--insecure", "--gallery", str(gallery))
     try:
         with grpc.insecure_channel(target) as channel:
             stub = recognition_pb2_grpc.RecognitionStub(channel)
             for nik in acknowledged:
-                photo = dict(ROWS)[nik]
+                photo = dict(rows())[nik]
                 answer = stub.Verify(recognition_pb2.VerifyRequest(probe=loose(photo), nik=nik), timeout=30)
                 assert answer.match, f"seed {SEED}: acknowledged {nik} does not verify"
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        stop(process)
+    auditor = AuditorKeys.load(tmp_path / "keys" / "audit-auditor")
+    out = io.StringIO()
+    report = export(tmp_path / "audit", auditor, out, "jsonl", Selection(operation="Enroll")).report
+    assert report.intact, report.text()
+    audited = {json.loads(line).get("nik") for line in out.getvalue().splitlines()[1:]}
+    assert set(acknowledged) <= audited, f"seed {SEED}: enrolments without an audit record"

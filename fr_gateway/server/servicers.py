@@ -1,19 +1,24 @@
 """gRPC servicers: translate frgateway.v1 messages to GatewayService calls and results back to messages and
-status codes. Unary calls answer malformed input with a status; streams answer with a decision and go on."""
+status codes, and audit each decision. Unary calls answer malformed input with a status; streams answer
+with a decision and go on."""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 
 import grpc
 
+from fr_gateway.audit.log import AuditUnavailable
+from fr_gateway.audit.trail import AuditTrail, Caller, Outcome
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.decision import Decision
 from fr_gateway.faces.crops import CropKind
 from fr_gateway.reasons import INPUT_REASONS, Problem, Reason
+from fr_gateway.server.guard import Guard, Refused, current_caller
 from fr_gateway.service import EnrollRecord, EnrollResult, FaceInput, GatewayService, IdentifyResult, VerifyResult
 
 log = logging.getLogger(__name__)
@@ -35,8 +40,16 @@ def reason_pb(reason: Reason | None) -> int:
     return face_pb2.Reason.Value(reason.name) if reason else face_pb2.REASON_UNSPECIFIED
 
 
+def reason_name(result: IdentifyResult | VerifyResult | EnrollResult) -> str:
+    return result.reason.name if result.reason else ""
+
+
 def decision_pb(decision: Decision) -> int:
     return face_pb2.Decision.Value(decision.name)
+
+
+def unary_status(reason: Reason | None) -> str:
+    return UNARY_STATUS[reason].name if reason in UNARY_STATUS else "OK"
 
 
 def abort_if_unary_status(context: grpc.ServicerContext, reason: Reason | None, detail: str) -> None:
@@ -44,12 +57,38 @@ def abort_if_unary_status(context: grpc.ServicerContext, reason: Reason | None, 
         context.abort(UNARY_STATUS[reason], f"{reason.name}: {detail}")
 
 
-class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
-    def __init__(self, service: GatewayService) -> None:
-        self._service = service
+def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: str, outcome: Outcome,
+            **fields: object) -> None:
+    """Append the decision's audit record; a decision that cannot be audited is not given (UNAVAILABLE)."""
+    try:
+        trail.record(current_caller(), operation, outcome, **fields)
+    except AuditUnavailable as exc:
+        context.abort(grpc.StatusCode.UNAVAILABLE, f"no decision without an audit record: {exc}")
 
-    def _identify(self, request: recognition_pb2.IdentifyRequest) -> tuple[IdentifyResult,
-                                                                            recognition_pb2.IdentifyResponse]:
+
+class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
+    def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard) -> None:
+        self._service = service
+        self._trail = trail
+        self._guard = guard
+
+    def _check_camera(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
+                      started: float) -> None:
+        """A camera speaks only for itself: its certificate's camera id, or none (then the certificate's)."""
+        caller: Caller = current_caller()
+        if caller.role != "camera":
+            return
+        if not request.camera_id:
+            request.camera_id = caller.name
+        elif request.camera_id != caller.name:
+            self._guard.refuse(context, caller, "Identify", Refused(
+                grpc.StatusCode.PERMISSION_DENIED, f"camera {caller.name} may not send camera_id "
+                f"{request.camera_id!r}"), started, camera_id=request.camera_id)
+
+    def _identify(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
+                  unary: bool) -> tuple[IdentifyResult, recognition_pb2.IdentifyResponse]:
+        started = time.perf_counter()
+        self._check_camera(request, context, started)
         result = self._service.identify(face_input(request.face), request.top_k)
         response = recognition_pb2.IdentifyResponse(
             request_id=request.request_id or uuid.uuid4().hex,
@@ -64,27 +103,38 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         )
         log.debug("identify %s camera=%s decision=%s", response.request_id, request.camera_id,
                   result.decision.name)
+        audited(self._trail, context, "Identify", Outcome(
+            result.decision.name, status=unary_status(result.reason) if unary else "OK", reason=reason_name(result),
+            detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
+            threshold=result.threshold), request_id=response.request_id, camera_id=request.camera_id,
+            started=started)
         return result, response
 
     def Identify(self, request, context):
-        result, response = self._identify(request)
+        result, response = self._identify(request, context, unary=True)
         abort_if_unary_status(context, result.reason, result.detail)
         return response
 
     def IdentifyStream(self, request_iterator, context) -> Iterator[recognition_pb2.IdentifyResponse]:
         for request in request_iterator:
-            yield self._identify(request)[1]
+            yield self._identify(request, context, unary=False)[1]
 
     def Verify(self, request, context):
+        started = time.perf_counter()
         reference = request.WhichOneof("reference")
         result: VerifyResult = self._service.verify(
             face_input(request.probe),
             nik=request.nik if reference == "nik" else None,
             reference=face_input(request.reference_face) if reference == "reference_face" else None,
         )
+        request_id = request.request_id or uuid.uuid4().hex
+        audited(self._trail, context, "Verify", Outcome(
+            result.decision.name, status=unary_status(result.reason), reason=reason_name(result), detail=result.detail,
+            nik=request.nik, score=result.score if result.reason is None else None, threshold=result.threshold),
+            request_id=request_id, started=started)
         abort_if_unary_status(context, result.reason, result.detail)
         return recognition_pb2.VerifyResponse(
-            request_id=request.request_id or uuid.uuid4().hex,
+            request_id=request_id,
             match=result.decision is Decision.MATCH,
             score=result.score,
             threshold=result.threshold,
@@ -96,8 +146,15 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
 
 
 class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
-    def __init__(self, service: GatewayService) -> None:
+    def __init__(self, service: GatewayService, trail: AuditTrail) -> None:
         self._service = service
+        self._trail = trail
+
+    def _audit_enrolment(self, context: grpc.ServicerContext, result: EnrollResult, status: str,
+                         started: float) -> None:
+        audited(self._trail, context, "Enroll", Outcome(result.decision, status=status,
+                                                        reason=reason_name(result), detail=result.detail,
+                                                        nik=result.nik), started=started)
 
     def _response(self, result: EnrollResult) -> gallery_pb2.EnrollResponse:
         return gallery_pb2.EnrollResponse(
@@ -106,7 +163,9 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         )
 
     def Enroll(self, request, context):
+        started = time.perf_counter()
         result = self._service.enroll(request.nik, face_input(request.face), dict(request.attributes))
+        self._audit_enrolment(context, result, unary_status(result.reason), started)
         abort_if_unary_status(context, result.reason, result.detail)
         return self._response(result)
 
@@ -114,7 +173,9 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         records = (EnrollRecord(r.nik, face_input(r.face), dict(r.attributes)) for r in request_iterator)
         summary = gallery_pb2.EnrollSummary()
         by_reason: Counter[str] = Counter()
+        started = time.perf_counter()
         for position, result in enumerate(self._service.enroll_many(records, skip_unchanged=True)):
+            self._audit_enrolment(context, result, "OK", started)
             if result.unchanged:
                 summary.unchanged += 1
             elif result.enrolled:
@@ -129,9 +190,15 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         return summary
 
     def Remove(self, request, context):
+        started = time.perf_counter()
         try:
             removed = self._service.remove(request.nik)
         except Problem as problem:
+            audited(self._trail, context, "Remove", Outcome("REJECTED", status=unary_status(problem.reason),
+                                                            reason=problem.reason.name, detail=problem.detail,
+                                                            nik=request.nik), started=started)
             abort_if_unary_status(context, problem.reason, problem.detail)
             raise
+        audited(self._trail, context, "Remove", Outcome("ERASED" if removed else "NOT_ENROLLED", nik=request.nik),
+                started=started)
         return gallery_pb2.RemoveResponse(nik=request.nik, removed=removed)

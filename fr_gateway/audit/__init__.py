@@ -1,0 +1,1 @@
+"""The tamper-evident, encrypted audit log of every decision and refusal, and the auditors' tools."""

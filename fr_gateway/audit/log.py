@@ -1,0 +1,240 @@
+"""The audit log writer: appends encrypted, chained records from one background thread with group commit,
+signs checkpoints, rotates segments by size, and after a crash continues in a new segment that records
+where the previous one was torn."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import fcntl
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from fr_gateway.audit import chain
+from fr_gateway.audit.keys import WriterKeys
+
+log = logging.getLogger(__name__)
+
+
+class Fsync(enum.Enum):
+    """ALWAYS: a call returns once its record is on disk (one fsync shared by every record written together);
+    INTERVAL: records reach disk with each checkpoint; NEVER: when the OS decides."""
+
+    ALWAYS = "always"
+    INTERVAL = "interval"
+    NEVER = "never"
+
+
+class AuditUnavailable(Exception):
+    """The log cannot take records (closed, or its disk failed): the gateway refuses calls it cannot audit."""
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class _Tail:
+    """Where the chain stands at the end of the existing segments: the last complete line and seq."""
+
+    def __init__(self, folder: Path) -> None:
+        self.segment, self.prev, self.seq = 0, chain.GENESIS, 0
+        self.torn: dict[str, Any] | None = None
+        for number, path in reversed(chain.segments(folder)):
+            data = path.read_bytes()
+            complete = data[:data.rfind(b"\n") + 1]
+            lines = complete.splitlines()
+            while lines and not self._parses(lines[-1]):  # a half-written last line: a crash mid-append
+                lines.pop()
+            if self.segment == 0:
+                self.segment = number
+                kept = sum(len(line) + 1 for line in lines)
+                if kept < len(data):
+                    self.torn = {"segment": number, "line": len(lines) + 1, "bytes": len(data) - kept}
+            if lines:
+                self.prev = chain.line_hash(lines[-1])
+                self.seq = self._last_seq(lines)
+                if self.seq or number == 1:
+                    return
+            # a segment that never got past its header: its predecessor holds the last seq
+
+    @staticmethod
+    def _parses(line: bytes) -> bool:
+        try:
+            return isinstance(json.loads(line), dict)
+        except ValueError:
+            return False
+
+    @staticmethod
+    def _last_seq(lines: list[bytes]) -> int:
+        for line in reversed(lines):
+            entry = json.loads(line)
+            if "seq" in entry and entry.get("type") != "header":
+                return int(entry["seq"])
+        return 0
+
+
+class AuditLog:
+    """Thread-safe `append(event)`; one writer thread does the encryption, hashing, writing and signing."""
+
+    def __init__(self, folder: str | Path, keys: WriterKeys, fsync: Fsync = Fsync.ALWAYS,
+                 segment_bytes: int = 64 * 2**20, checkpoint_seconds: float = 1.0, queue_limit: int = 10_000) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock = (self.folder / ".writer.lock").open("w")
+        try:  # one writer per log: two would fork the chain
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock.close()
+            raise AuditUnavailable(f"audit log {self.folder} is being written by another process") from exc
+        self._keys = keys
+        self._fsync = fsync
+        self._segment_bytes = segment_bytes
+        self._checkpoint_seconds = checkpoint_seconds
+        self._queue_limit = queue_limit
+        self._pending: deque[dict] = deque()
+        self._condition = threading.Condition()
+        self._accepted = 0  # records handed to append()
+        self._written = 0  # records written (and on disk, under ALWAYS)
+        self._failure: BaseException | None = None
+        self._closing = False
+        tail = _Tail(self.folder)
+        if tail.torn:
+            log.warning("audit segment %s was torn at line %d (%d bytes, a crash mid-append): continuing the "
+                        "chain in a new segment", tail.torn["segment"], tail.torn["line"], tail.torn["bytes"])
+        self.seq, self._prev = tail.seq, tail.prev
+        self._checkpointed_seq = tail.seq
+        self._last_checkpoint = time.monotonic()
+        self._open_segment(tail.segment + 1, recovered=tail.torn)
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    # ---- called by request threads ----
+
+    def append(self, event: dict) -> None:
+        """Queue one event; under Fsync.ALWAYS return only once it is durable. Raises AuditUnavailable when the
+        log cannot take it, so the caller can refuse the call rather than act unaudited."""
+        with self._condition:
+            while len(self._pending) >= self._queue_limit and not self._unavailable():
+                self._condition.wait()
+            if self._unavailable():
+                raise AuditUnavailable(f"audit log {self.folder} is not writable: {self._failure or 'closed'}")
+            self._pending.append(event)
+            self._accepted += 1
+            ticket = self._accepted
+            self._condition.notify_all()
+            if self._fsync is Fsync.ALWAYS:
+                while self._written < ticket and self._failure is None:
+                    self._condition.wait()
+                if self._written < ticket:
+                    raise AuditUnavailable(f"audit record not written: {self._failure}")
+
+    def _unavailable(self) -> bool:
+        return self._closing or self._failure is not None
+
+    def close(self) -> None:
+        """Write what is queued, sign a final checkpoint and stop; idempotent."""
+        with self._condition:
+            if self._closing:
+                return
+            self._closing = True
+            self._condition.notify_all()
+        self._thread.join()
+        self._lock.close()  # releases the writer lock
+
+    # ---- the writer thread ----
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._condition:
+                    if not self._pending and not self._closing:
+                        self._condition.wait(timeout=self._checkpoint_seconds)
+                    batch = list(self._pending)
+                    self._pending.clear()
+                    closing = self._closing and not batch
+                if batch:
+                    self._write(batch)
+                if closing or time.monotonic() - self._last_checkpoint >= self._checkpoint_seconds:
+                    self._checkpoint()
+                if closing:
+                    self._handle.close()
+                    return
+        except BaseException as exc:  # a disk failure: every waiting and later call learns of it
+            log.exception("audit log writer failed")
+            with self._condition:
+                self._failure = exc
+                self._condition.notify_all()
+
+    def _emit(self, entry: dict) -> None:
+        line = chain.encode(entry)
+        self._handle.write(line + b"\n")
+        self._prev = chain.line_hash(line)
+        self._line += 1
+
+    def _open_segment(self, number: int, recovered: dict | None) -> None:
+        self._segment, self._line = number, 0
+        self._data_key = secrets.token_bytes(32)
+        path = self.folder / chain.segment_name(number)
+        self._handle = path.open("xb", buffering=1 << 20)
+        header = {"type": "header", "segment": number, "prev": self._prev, "created": utc_now(),
+                  "signer": self._keys.signer_id, "reader": self._keys.reader_id, "next_seq": self.seq + 1,
+                  "recovered": recovered,
+                  **chain.wrap_data_key(self._data_key, self._keys.reader, self._keys.reader_id, number)}
+        self._emit(chain.signed(header, self._keys.signing))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        _fsync_folder(self.folder)
+
+    def _write(self, events: list[dict]) -> None:
+        for event in events:
+            if self._handle.tell() >= self._segment_bytes:
+                self._rotate()
+            self.seq += 1
+            self._emit(chain.seal_record(event, self._data_key, self.seq, self._prev, self._keys.reader_id))
+        self._handle.flush()
+        if self._fsync is Fsync.ALWAYS:
+            os.fsync(self._handle.fileno())
+        with self._condition:
+            self._written += len(events)
+            self._condition.notify_all()
+
+    def _rotate(self) -> None:
+        """Close the full segment with a checkpoint and continue the chain in the next one."""
+        self._checkpoint()
+        self._handle.close()
+        self._open_segment(self._segment + 1, recovered=None)
+
+    def _checkpoint(self) -> None:
+        """Sign the chain so far, make it durable, then publish it in HEAD (never ahead of the log)."""
+        self._last_checkpoint = time.monotonic()
+        if self.seq == self._checkpointed_seq:
+            return
+        entry = chain.signed({"type": "checkpoint", "seq": self.seq, "prev": self._prev, "time": utc_now(),
+                              "signer": self._keys.signer_id}, self._keys.signing)
+        self._emit(entry)
+        self._handle.flush()
+        if self._fsync is not Fsync.NEVER:
+            os.fsync(self._handle.fileno())
+        self._checkpointed_seq = self.seq
+        head = {"segment": self._segment, "line": self._line, "checkpoint": entry}
+        temporary = self.folder / (chain.HEAD + ".tmp")
+        temporary.write_bytes(chain.encode(head))
+        if self._fsync is not Fsync.NEVER:
+            with temporary.open("rb+") as handle:
+                os.fsync(handle.fileno())
+        os.replace(temporary, self.folder / chain.HEAD)

@@ -1,0 +1,102 @@
+"""What one audit record says: the events the gateway appends for decisions and refusals, with the caller,
+model and gallery version filled in, so every writer produces the same fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from fr_gateway.audit.keys import SIGNING_KEY, WriterKeys, issue
+from fr_gateway.audit.log import AuditLog, Fsync, utc_now
+from fr_gateway.config import Settings, audit_dir_for, audit_keys_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who made a call: the identity and role from the client certificate ("insecure" on a plaintext port)."""
+
+    identity: str
+    role: str
+    peer: str
+
+    @classmethod
+    def local(cls) -> Caller:
+        """An operator running a command on the gateway's machine, with the store at hand."""
+        return cls(f"local/{getpass.getuser()}", "admin", "local")
+
+    @property
+    def name(self) -> str:
+        """The identity without its role: a camera's certificate names its camera id here."""
+        return self.identity.partition("/")[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """The answer to one audited operation; `status` is the gRPC status code name the caller received."""
+
+    decision: str
+    status: str = "OK"
+    reason: str = ""
+    detail: str = ""
+    nik: str = ""
+    candidates: Iterable[tuple[str, float]] = ()
+    score: float | None = None
+    threshold: float | None = None
+
+
+class AuditTrail:
+    """Appends one event per decision or refusal; with no log (audit switched off) it records nothing."""
+
+    def __init__(self, log: AuditLog | None, model: str, gallery_version: Callable[[], int]) -> None:
+        self.log = log
+        self._model = model
+        self._gallery_version = gallery_version
+
+    def record(self, caller: Caller, operation: str, outcome: Outcome, *, request_id: str = "",
+               camera_id: str = "", started: float | None = None) -> None:
+        """`started` is a time.perf_counter() value taken when the call arrived, for the latency field."""
+        if self.log is None:
+            return
+        self.log.append({
+            "time": utc_now(), "request_id": request_id, "caller": caller.identity, "role": caller.role,
+            "peer": caller.peer, "camera_id": camera_id, "operation": operation, "decision": outcome.decision,
+            "status": outcome.status, "reason": outcome.reason, "detail": outcome.detail, "nik": outcome.nik,
+            "candidates": [{"nik": nik, "score": round(score, 4)} for nik, score in outcome.candidates],
+            "score": None if outcome.score is None else round(outcome.score, 4), "threshold": outcome.threshold,
+            "model": self._model, "gallery_version": self._gallery_version(),
+            "latency_ms": None if started is None else round((time.perf_counter() - started) * 1000, 2),
+        })
+
+    def refusal(self, caller: Caller, operation: str, status: str, detail: str, camera_id: str = "",
+                started: float | None = None) -> None:
+        self.record(caller, operation, Outcome("REFUSED", status=status, detail=detail), camera_id=camera_id,
+                    started=started)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def open_trail(settings: Settings, model: str, gallery_version: Callable[[], int], create_keys: bool) -> AuditTrail:
+    """The audit trail the settings ask for; `create_keys` (plaintext mode and local commands only) makes
+    missing keys, with the auditor's half beside the gateway's, instead of refusing to start."""
+    if not settings.audit:
+        log.warning("AUDIT OFF: decisions and refusals are not recorded")
+        return AuditTrail(None, model, gallery_version)
+    folder = audit_keys_for(settings)
+    if create_keys and not (folder / SIGNING_KEY).exists():
+        auditor = folder.parent / "audit-auditor"
+        issue(folder, auditor)
+        log.warning("created audit keys: the gateway's in %s, the auditor's in %s; in production the auditor "
+                    "keeps theirs elsewhere (see `fr-gateway audit keys init`)", folder, auditor)
+    try:
+        fsync = Fsync(settings.audit_fsync)
+    except ValueError as exc:
+        raise ValueError(f"audit_fsync {settings.audit_fsync!r}: one of always, interval, never") from exc
+    return AuditTrail(AuditLog(audit_dir_for(settings), WriterKeys.load(folder), fsync,
+                               settings.audit_segment_mb * 2**20, settings.audit_checkpoint_s), model, gallery_version)

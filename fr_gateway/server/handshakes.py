@@ -1,0 +1,59 @@
+"""Audit refused TLS handshakes (no certificate, another CA, expired). gRPC checks client certificates inside
+its C core and reports a failed handshake only as a log line on stderr, never to Python, so the serving
+process routes its stderr through a pipe, passes every line on unchanged and audits the handshake lines."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+from fr_gateway.audit.log import AuditUnavailable
+from fr_gateway.audit.trail import AuditTrail, Caller
+
+# e.g. "... Handshake failed with error SSL_ERROR_SSL: error:1000007d:SSL routines:OPENSSL_internal:
+#       CERTIFICATE_VERIFY_FAILED: certificate has expired"
+HANDSHAKE_FAILED = re.compile(rb"Handshake failed with error (?P<error>\S+): (?:error:[0-9a-f]+:[^:]*:[^:]*:)?"
+                              rb"(?P<reason>.*)$")
+UNKNOWN_PEER = Caller("unknown", "", "tls handshake")
+
+
+class HandshakeTap:
+    """Owns file descriptor 2 of the serving process while started."""
+
+    def __init__(self, trail: AuditTrail) -> None:
+        self._trail = trail
+        self._saved: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> HandshakeTap:
+        reader, writer = os.pipe()
+        self._saved = os.dup(2)
+        os.dup2(writer, 2)
+        os.close(writer)
+        self._thread = threading.Thread(target=self._pump, args=(reader, self._saved), name="handshake-tap",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Give stderr back; the pump ends when the pipe's last writer closes."""
+        if self._saved is None:
+            return
+        os.dup2(self._saved, 2)
+        self._thread.join(timeout=5)
+        os.close(self._saved)
+        self._saved = None
+
+    def _pump(self, reader: int, stderr: int) -> None:
+        with os.fdopen(reader, "rb", buffering=0) as pipe:
+            for line in pipe:
+                os.write(stderr, line)  # the operator sees exactly what they would have seen
+                found = HANDSHAKE_FAILED.search(line.rstrip())
+                if not found:
+                    continue
+                reason = found.group("reason").decode(errors="replace").strip()
+                try:
+                    self._trail.refusal(UNKNOWN_PEER, "TLS handshake", "UNAUTHENTICATED", reason)
+                except AuditUnavailable as exc:  # written past the pipe: logging would write into it
+                    os.write(stderr, f"fr-gateway: handshake refusal not audited: {exc}\n".encode())

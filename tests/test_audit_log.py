@@ -1,0 +1,267 @@
+"""The audit log on real files: round trip, every kind of tampering named by `verify`, a crash mid-append, and
+the key cases (wrong, missing, rotated)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fr_gateway.audit import chain
+from fr_gateway.audit.export import Selection, export, parse_time
+from fr_gateway.audit.keys import AuditKeyError, AuditorKeys, WriterKeys, issue
+from fr_gateway.audit.log import AuditLog, Fsync
+from fr_gateway.audit.verify import verify
+
+SEGMENT = chain.segment_name
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, Path]:
+    gateway, auditor = tmp_path / "gateway-keys", tmp_path / "auditor-keys"
+    issue(gateway, auditor)
+    return gateway, auditor
+
+
+def event(n: int, camera: str = "CAM-1") -> dict:
+    return {"time": f"2026-11-22T10:{n // 60 % 60:02d}:{n % 60:02d}Z", "operation": "Identify", "camera_id": camera,
+            "decision": "MATCH", "candidates": [{"nik": f"640101010190{n:04d}", "score": 0.8}]}
+
+
+def write(folder: Path, gateway_keys: Path, count: int, start: int = 0, **options) -> None:
+    log = AuditLog(folder, WriterKeys.load(gateway_keys), **options)
+    for n in range(start, start + count):
+        log.append(event(n, camera=f"CAM-{n % 3}"))
+    log.close()
+
+
+def check(folder: Path, auditor_keys: Path):
+    return verify(folder, AuditorKeys.load(auditor_keys).signers)
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def record_lines(path: Path) -> list[int]:
+    """0-based indexes of the record lines in a segment."""
+    return [i for i, line in enumerate(lines_of(path)) if b'"type":"record"' in line]
+
+
+@pytest.fixture
+def log_folder(tmp_path: Path, keys) -> Path:
+    """Three segments of 60 records, each closed with a checkpoint."""
+    folder = tmp_path / "log"
+    for part in range(3):
+        write(folder, keys[0], 60, start=part * 60)
+    return folder
+
+
+def exported(folder: Path, auditor_keys: Path, **selection) -> tuple[list[dict], dict]:
+    out = io.StringIO()
+    export(folder, AuditorKeys.load(auditor_keys), out, "jsonl", Selection(**selection))
+    first, *rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    return rows, first["verification"]
+
+
+def test_round_trip_is_intact_and_readable_by_the_auditor_only(log_folder, keys):
+    report = check(log_folder, keys[1])
+    assert report.intact, report.text()
+    assert (report.records, report.segments, report.signed_through) == (180, 3, 180)
+    rows, verification = exported(log_folder, keys[1])
+    assert verification["intact"] and len(rows) == 180
+    assert [row["seq"] for row in rows] == list(range(1, 181))
+    assert {row["integrity"] for row in rows} == {"signed"}
+    # nothing in the files is readable without the key: no NIK, no camera id in clear
+    raw = b"".join(path.read_bytes() for path in log_folder.glob("segment-*"))
+    assert b"6401010101" not in raw and b"CAM-" not in raw
+
+
+def test_export_selects_by_camera_nik_operation_and_time(log_folder, keys):
+    assert len(exported(log_folder, keys[1], camera="CAM-2")[0]) == 60
+    [only] = exported(log_folder, keys[1], nik="6401010101900007")[0]
+    assert only["seq"] == 8
+    assert exported(log_folder, keys[1], operation="verify")[0] == []
+    window = exported(log_folder, keys[1], start=parse_time("2026-11-22T10:01:00"),
+                      end=parse_time("2026-11-22T10:01:10"))[0]
+    assert [row["seq"] for row in window] == list(range(61, 71))  # events 60-69 carry 10:01:00-10:01:09
+
+
+def test_csv_export_carries_integrity_on_every_row(log_folder, keys):
+    out = io.StringIO()
+    export(log_folder, AuditorKeys.load(keys[1]), out, "csv", Selection(camera="CAM-0"))
+    header, *rows = out.getvalue().splitlines()
+    assert header.startswith("seq,integrity,log_intact,time,operation")
+    assert len(rows) == 60 and all(",signed,True," in row for row in rows)
+
+
+def tamper(path: Path, edit) -> None:
+    lines = lines_of(path)
+    edit(lines)
+    path.write_bytes(b"".join(lines))
+
+
+def problems(report) -> str:
+    assert not report.intact, "tampering was not detected"
+    return "\n".join(str(p) for p in report.problems)
+
+
+def test_a_flipped_byte_is_named(log_folder, keys):
+    path = log_folder / SEGMENT(2)
+    target = record_lines(path)[10]
+
+    def flip(lines):
+        line = bytearray(lines[target])
+        position = line.index(b'"ct":"') + 20
+        line[position] = ord("A") if line[position] != ord("A") else ord("B")
+        lines[target] = bytes(line)
+
+    tamper(path, flip)
+    found = problems(check(log_folder, keys[1]))
+    assert f"{SEGMENT(2)} line {target + 1}: this line was altered" in found
+
+
+def test_a_deleted_record_is_named(log_folder, keys):
+    path = log_folder / SEGMENT(1)
+    target = record_lines(path)[5]
+    seq = json.loads(lines_of(path)[target])["seq"]
+    tamper(path, lambda lines: lines.pop(target))
+    found = problems(check(log_folder, keys[1]))
+    assert f"{SEGMENT(1)} line {target + 1}: record {seq + 1} follows record {seq - 1}: record(s) {seq} were " \
+           "deleted" in found
+
+
+def test_swapped_records_are_named(log_folder, keys):
+    path = log_folder / SEGMENT(3)
+    first = record_lines(path)[20]
+
+    def swap(lines):
+        lines[first], lines[first + 1] = lines[first + 1], lines[first]
+
+    tamper(path, swap)
+    found = problems(check(log_folder, keys[1]))
+    assert f"{SEGMENT(3)} line {first + 1}" in found and "reordered" in found
+
+
+def test_a_truncated_tail_is_detected_at_a_line_boundary_and_mid_line(log_folder, keys, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(log_folder, copy)
+    last = log_folder / SEGMENT(3)
+    tamper(last, lambda lines: lines.__delitem__(slice(-6, None)))  # five records and the final checkpoint
+    found = problems(check(log_folder, keys[1]))
+    assert "HEAD" in found and "truncated after record 175" in found
+
+    last = copy / SEGMENT(3)
+    last.write_bytes(last.read_bytes()[:-300])
+    found = problems(check(copy, keys[1]))
+    assert f"{SEGMENT(3)} line" in found and "incomplete last line" in found
+
+
+def test_a_replaced_file_is_named(log_folder, keys, tmp_path):
+    # the same gateway keys, another log: every signature is genuine, the chain is not
+    other = tmp_path / "other"
+    write(other, keys[0], 30)
+    write(other, keys[0], 30)
+    shutil.copy(other / SEGMENT(2), log_folder / SEGMENT(2))
+    found = problems(check(log_folder, keys[1]))
+    assert f"{SEGMENT(2)} line 1: this segment does not continue the chain" in found
+    # a file written with someone else's signing key
+    forger_gateway, forger_auditor = tmp_path / "forger-gw", tmp_path / "forger-aud"
+    issue(forger_gateway, forger_auditor)
+    forged = tmp_path / "forged"
+    write(forged, forger_gateway, 60)
+    shutil.copy(forged / SEGMENT(1), log_folder / SEGMENT(1))
+    found = problems(check(log_folder, keys[1]))
+    assert f"{SEGMENT(1)} line 1: signed by" in found and "not a trusted signer" in found
+
+
+def test_a_removed_segment_is_named(log_folder, keys):
+    (log_folder / SEGMENT(2)).unlink()
+    found = problems(check(log_folder, keys[1]))
+    assert "segments 2-2 are missing" in found
+
+
+CRASHING_WRITER = textwrap.dedent("""
+    import sys, time
+    from fr_gateway.audit.keys import WriterKeys
+    from fr_gateway.audit.log import AuditLog
+    log = AuditLog(sys.argv[1], WriterKeys.load(sys.argv[2]), checkpoint_seconds=0.05)
+    for n in range(100):
+        log.append({"time": "2026-11-22T10:00:00Z", "operation": "Identify", "n": n})
+        print(n, flush=True)  # acknowledged: append returned, so the record is on disk
+    time.sleep(60)
+""")
+
+
+def test_a_crash_mid_append_is_pinpointed_and_the_log_goes_on(tmp_path, keys):
+    folder = tmp_path / "log"
+    writer = subprocess.Popen([sys.executable, "-c", CRASHING_WRITER, str(folder), str(keys[0])],
+                              stdout=subprocess.PIPE, text=True)
+    acknowledged = [int(writer.stdout.readline()) for _ in range(100)]
+    writer.kill()  # SIGKILL: no final checkpoint
+    writer.wait()
+    segment = folder / SEGMENT(1)
+    whole = lines_of(segment)[-1]
+    with segment.open("ab") as handle:  # the torn write a crash leaves: half a record line
+        handle.write(whole[: len(whole) // 2])
+    torn_line = len(lines_of(segment))
+    found = problems(check(folder, keys[1]))
+    assert f"{SEGMENT(1)} line {torn_line}: incomplete last line" in found
+
+    write(folder, keys[0], 10, start=100)  # the gateway restarts and appends
+    report = check(folder, keys[1])
+    assert report.intact, report.text()
+    assert any(f"{SEGMENT(1)} line {torn_line}" in str(note) for note in report.notes)
+    rows, _ = exported(folder, keys[1])
+    assert [row["n"] for row in rows[:100]] == acknowledged  # nothing acknowledged was lost
+    assert len(rows) == 110 and rows[-1]["seq"] == 110
+
+
+def test_rotated_reading_key_needs_the_old_key_for_old_records(tmp_path, keys):
+    folder = tmp_path / "log"
+    write(folder, keys[0], 20)
+    issue(keys[0], keys[1], signer=False, reader=True)  # rotation: the auditor keeps both reading keys
+    write(folder, keys[0], 20, start=20)
+    rows, verification = exported(folder, keys[1])
+    assert len(rows) == 40 and verification["intact"]
+
+    newest_only = tmp_path / "newest-only"
+    shutil.copytree(keys[1], newest_only)
+    old = min(newest_only.glob("reader-*.key"), key=lambda p: p.stat().st_mtime)
+    old.unlink()
+    rows, verification = exported(folder, newest_only)
+    assert len(rows) == 20
+    [(why, count)] = verification["unreadable"].items()
+    assert count == 20 and old.stem.removeprefix("reader-") in why and "was not given" in why
+
+
+def test_wrong_and_missing_keys(tmp_path, log_folder, keys):
+    stranger_gateway, stranger_auditor = tmp_path / "s-gw", tmp_path / "s-aud"
+    issue(stranger_gateway, stranger_auditor)
+    # another auditor's keys: cannot read, and the log's signer is not one they trust
+    rows, verification = exported(log_folder, stranger_auditor)
+    assert rows == [] and not verification["intact"]
+    assert sum(verification["unreadable"].values()) == 180
+    assert "not a trusted signer" in " ".join(verification["problems"])
+    with pytest.raises(AuditKeyError, match="does not exist"):
+        WriterKeys.load(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(AuditKeyError, match="no signing"):
+        AuditorKeys.load(empty)
+    (keys[0] / "signing.key").chmod(0o644)
+    with pytest.raises(AuditKeyError, match="readable by others"):
+        WriterKeys.load(keys[0])
+
+
+def test_rotation_by_size_and_interval_fsync(tmp_path, keys):
+    folder = tmp_path / "log"
+    write(folder, keys[0], 300, segment_bytes=16_000, fsync=Fsync.INTERVAL)
+    report = check(folder, keys[1])
+    assert report.intact and report.segments > 3 and report.records == 300

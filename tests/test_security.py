@@ -1,0 +1,161 @@
+"""Mutual TLS, roles and the audit trail, end to end: `fr-gateway certs init`, a gateway served over TLS in its
+own process, clients with good, missing, foreign, expired and wrong-role certificates, a camera that spoofs
+another camera's id; then the auditor verifies and exports the log with the CLI."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import ENROLLED, launch, loose, nik_for, photos, stop
+
+from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.security.certs import Authority, Principal, TlsFiles
+from fr_gateway.transport import open_channel
+
+CAMERA = Principal("camera", "CAM-017")
+CLIENTS = (CAMERA, Principal("verifier", "V-1"), Principal("integrator", "DUKCAPIL-1"), Principal("auditor", "AU-1"))
+
+
+def fr_gateway(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fr_gateway.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+class Site:
+    """A TLS gateway and everything its clients and its auditor hold."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.certs = folder / "certs"
+        self.auditor_keys = folder / "auditor-keys"
+        self.audit_dir = folder / "audit"
+        self.target = ""
+        self.log = ""
+
+    def tls(self, principal: Principal, certs: Path | None = None) -> TlsFiles:
+        stem = (certs or self.certs) / f"{principal.role}-{principal.identity}"
+        return TlsFiles.load(stem.with_suffix(".pem"), stem.with_suffix(".key"), self.certs / "ca.pem")
+
+    def channel(self, principal: Principal | None, certs: Path | None = None) -> grpc.Channel:
+        if principal is None:  # TLS with no client certificate
+            credentials = grpc.ssl_channel_credentials(root_certificates=(self.certs / "ca.pem").read_bytes())
+            return grpc.secure_channel(self.target, credentials)
+        return open_channel(self.target, self.tls(principal, certs))
+
+    def export(self, *args: str) -> list[dict]:
+        result = fr_gateway("audit", "export", "--dir", str(self.audit_dir), "--keys", str(self.auditor_keys),
+                            *args)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def identify(channel: grpc.Channel, camera_id: str) -> recognition_pb2.IdentifyResponse:
+    face = loose(photos(*ENROLLED[0])[1])
+    return recognition_pb2_grpc.RecognitionStub(channel).Identify(
+        recognition_pb2.IdentifyRequest(camera_id=camera_id, face=face), timeout=30)
+
+
+def refused(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value.code()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    site = Site(tmp_path_factory.mktemp("site"))
+    clients = [arg for principal in CLIENTS for arg in ("--client", f"{principal.role}:{principal.identity}")]
+    made = fr_gateway("certs", "init", "--dir", str(site.certs), *clients)
+    assert made.returncode == 0, made.stderr
+    # the gateway's audit keys where it looks by default: beside its gallery
+    keys = fr_gateway("audit", "keys", "init", "--gateway", str(site.folder / "keys" / "audit-gateway"),
+                      "--auditor", str(site.auditor_keys))
+    assert keys.returncode == 0, keys.stderr
+    # an expired camera certificate from the right CA, and a camera certificate from another CA
+    Authority.load(site.certs).issue_client(site.folder / "expired", CAMERA, days=1,
+                                            not_before=datetime.datetime.now(datetime.UTC) - datetime.timedelta(3))
+    Authority.create().issue_client(site.folder / "foreign", CAMERA)
+    server, site.target = launch(site.folder, "--certs", str(site.certs), "--gallery", str(site.folder / "g"))
+    with site.channel(Principal("integrator", "DUKCAPIL-1")) as channel:
+        gallery_pb2_grpc.GalleryStub(channel).Enroll(
+            gallery_pb2.EnrollRequest(nik=nik_for(0), face=loose(photos(*ENROLLED[0])[0])), timeout=60)
+    yield site
+    site.log = stop(server)
+
+
+def test_a_camera_with_its_certificate_is_served(site):
+    with site.channel(CAMERA) as channel:
+        response = identify(channel, CAMERA.identity)
+    assert response.candidates[0].nik == nik_for(0)
+
+
+def test_no_foreign_or_expired_certificate_gets_in(site):
+    with site.channel(None) as channel:
+        assert refused(lambda: identify(channel, CAMERA.identity)) == grpc.StatusCode.UNAVAILABLE
+    with site.channel(CAMERA, site.folder / "foreign") as channel:
+        assert refused(lambda: identify(channel, CAMERA.identity)) == grpc.StatusCode.UNAVAILABLE
+    with site.channel(CAMERA, site.folder / "expired") as channel:
+        assert refused(lambda: identify(channel, CAMERA.identity)) == grpc.StatusCode.UNAVAILABLE
+    with grpc.insecure_channel(site.target) as channel:  # plaintext to the TLS port
+        assert refused(lambda: identify(channel, CAMERA.identity)) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_roles_are_deny_by_default(site):
+    with site.channel(Principal("verifier", "V-1")) as channel:
+        assert refused(lambda: identify(channel, "")) == grpc.StatusCode.PERMISSION_DENIED
+    with site.channel(Principal("auditor", "AU-1")) as channel:
+        assert refused(lambda: identify(channel, "")) == grpc.StatusCode.PERMISSION_DENIED
+    with site.channel(CAMERA) as channel:
+        enrol = gallery_pb2_grpc.GalleryStub(channel).Remove
+        assert refused(lambda: enrol(gallery_pb2.RemoveRequest(nik=nik_for(0)), timeout=10)) == \
+            grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_camera_cannot_speak_for_another_camera(site):
+    with site.channel(CAMERA) as channel:
+        assert refused(lambda: identify(channel, "CAM-999")) == grpc.StatusCode.PERMISSION_DENIED
+        stream = recognition_pb2_grpc.RecognitionStub(channel).IdentifyStream(iter([
+            recognition_pb2.IdentifyRequest(camera_id="CAM-017", face=loose(photos(*ENROLLED[0])[1])),
+            recognition_pb2.IdentifyRequest(camera_id="CAM-999", face=loose(photos(*ENROLLED[0])[1])),
+        ]), timeout=30)
+        first = next(stream)
+        assert first.camera_id == "CAM-017"
+        assert refused(lambda: next(stream)) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_the_auditor_verifies_and_exports_every_decision_and_refusal(site):
+    with site.channel(CAMERA) as channel:
+        identify(channel, "")  # an empty camera_id is the certificate's
+    verified = fr_gateway("audit", "verify", "--dir", str(site.audit_dir), "--keys", str(site.auditor_keys))
+    assert verified.returncode == 0 and verified.stdout.startswith("INTACT"), verified.stdout
+    first, *records = site.export()
+    assert first["verification"]["intact"]
+    by_operation = {}
+    for record in records:
+        by_operation.setdefault(record["operation"], []).append(record)
+    enrol = by_operation["Enroll"][0]
+    assert (enrol["caller"], enrol["role"], enrol["decision"], enrol["nik"]) == \
+        ("integrator/DUKCAPIL-1", "integrator", "ENROLLED", nik_for(0))
+    matches = [r for r in by_operation["Identify"] if r["decision"] == "MATCH"]
+    assert matches and all(r["caller"] == "camera/CAM-017" and r["camera_id"] == "CAM-017" for r in matches)
+    assert matches[0]["candidates"][0]["nik"] == nik_for(0) and matches[0]["threshold"] > 0
+    assert matches[0]["model"] and matches[0]["gallery_version"] >= 1 and matches[0]["latency_ms"] > 0
+    assert all("image" not in r and "template" not in r for r in records)
+    refusals = [r for r in records if r["decision"] == "REFUSED"]
+    spoof = [r for r in refusals if r["camera_id"] == "CAM-999"]
+    assert spoof and {r["status"] for r in spoof} == {"PERMISSION_DENIED"}
+    denied = {(r["caller"], r["operation"]) for r in refusals if r["status"] == "PERMISSION_DENIED"}
+    assert {("verifier/V-1", "Identify"), ("auditor/AU-1", "Identify"), ("camera/CAM-017", "Remove")} <= denied
+    handshakes = " | ".join(r["detail"] for r in by_operation["TLS handshake"])
+    assert "PEER_DID_NOT_RETURN_A_CERTIFICATE" in handshakes or "did not return a certificate" in handshakes.lower()
+    assert "certificate has expired" in handshakes
+    assert "unable to get local issuer certificate" in handshakes
+    only_spoof = site.export("--camera", "CAM-999", "--operation", "identify")[1:]
+    assert only_spoof and all(r["camera_id"] == "CAM-999" for r in only_spoof)
