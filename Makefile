@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # GPU=1 installs onnxruntime-gpu in place of the CPU runtime (only one may be installed).
 GPU    ?=
 
-.PHONY: install demo test lint proto serve bench-search bench-enrol bench-audit clean
+.PHONY: install demo test lint proto serve bench-search bench-enrol bench-audit bench-realtime clean
 
 install: $(STAMP)
 
@@ -47,6 +47,9 @@ bench-enrol: $(STAMP)
 
 bench-audit: $(STAMP)
 	$(BIN)/python benchmarks/audit.py
+
+bench-realtime: $(STAMP)
+	$(BIN)/python benchmarks/realtime.py
 
 serve: $(STAMP)
 	$(BIN)/fr-gateway serve --insecure

@@ -18,40 +18,22 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
+from workload import aligned_crops, make_certs, people
 
 from fr_gateway.audit.keys import issue
 from fr_gateway.config import load_settings
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
-from fr_gateway.faces.detector import align
-from fr_gateway.faces.engine import FaceEngine, load_engine
-from fr_gateway.faces.images import decode_image
+from fr_gateway.faces.engine import load_engine
 from fr_gateway.gallery.nik import synthetic_nik
-from fr_gateway.security.certs import Authority, Principal, TlsFiles
+from fr_gateway.security.certs import Principal, TlsFiles
 from fr_gateway.server.app import Gateway
 from fr_gateway.transport import open_channel
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 CAMERA = Principal("camera", "BENCH-1")
 ADMIN = Principal("admin", "BENCH")
 MODES = {"off": {"audit": False}, "on, fsync always": {"audit_fsync": "always"},
          "on, fsync interval": {"audit_fsync": "interval"}}
-
-
-def people() -> list[list[Path]]:
-    return [sorted(folder.iterdir()) for set_name in ("celebrities", "orl", "fr-examples")
-            for folder in sorted((DATA / set_name).iterdir()) if folder.is_dir()][:43]
-
-
-def aligned_crops(engine: FaceEngine, photos: list[Path]) -> list[bytes]:
-    crops = []
-    for path in photos:
-        image = decode_image(path.read_bytes(), 1 << 30, 1 << 30)
-        faces = engine.detector.detect(image)
-        if faces:
-            crops.append(cv2.imencode(".png", align(image, faces[0]))[1].tobytes())
-    return crops
 
 
 def load(target: str, tls: TlsFiles, crops: list[bytes], clients: int, requests: int) -> dict:
@@ -95,28 +77,22 @@ def main() -> None:
     runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        authority = Authority.create()
-        authority.save(folder / "certs")
-        authority.issue_server(folder / "certs", ["127.0.0.1"])
-        for principal in (CAMERA, ADMIN):
-            authority.issue_client(folder / "certs", principal)
-        server_tls = TlsFiles.load(*(folder / "certs" / name for name in ("server.pem", "server.key", "ca.pem")))
+        server_tls, clients = make_certs(folder / "certs", CAMERA, ADMIN)
         gallery = folder / "index" / "gallery"
         issue(folder / "index" / "keys" / "audit-gateway", folder / "auditor")  # where the gateway looks
         for round_number in range(args.rounds):
             for mode, overrides in MODES.items():
-                settings = load_settings(overrides={"gallery": str(gallery), "listen": "127.0.0.1:0",
-                                                    "rate_limit": 0, **overrides}, environ={})
+                settings = load_settings(overrides={"gallery": str(gallery), "listen": "127.0.0.1:0", "rate_limit": 0,
+                                                    "metrics_listen": "127.0.0.1:0", **overrides}, environ={})
                 gateway = Gateway(settings, engine=engine, tls=server_tls).start()
                 target = f"127.0.0.1:{gateway.port}"
                 if gateway.service.gallery_size == 0:
-                    with open_channel(target, TlsFiles.for_client(folder / "certs", ADMIN)) as channel:
+                    with open_channel(target, clients[ADMIN]) as channel:
                         gallery_pb2_grpc.GalleryStub(channel).EnrollStream(iter(
                             gallery_pb2.EnrollRequest(nik=synthetic_nik(n), face=face_pb2.Face(
                                 image=photos[0].read_bytes())) for n, photos in enumerate(folks)), timeout=300)
-                tls = TlsFiles.for_client(folder / "certs", CAMERA)
-                load(target, tls, probes, args.clients, args.clients * 4)  # warm-up
-                runs[mode].append(load(target, tls, probes, args.clients, args.requests))
+                load(target, clients[CAMERA], probes, args.clients, args.clients * 4)  # warm-up
+                runs[mode].append(load(target, clients[CAMERA], probes, args.clients, args.requests))
                 gateway.stop()
                 print(round_number, mode, runs[mode][-1], flush=True)
     rows = []

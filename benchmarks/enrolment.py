@@ -81,7 +81,8 @@ def main() -> None:
                                 progress=False)
         local = results["photos"] / (time.perf_counter() - started)
         service.close()
-        gateway = Gateway(load_settings(overrides={"gallery": str(folder / "remote"), "listen": "127.0.0.1:0"},
+        gateway = Gateway(load_settings(overrides={"gallery": str(folder / "remote"), "listen": "127.0.0.1:0",
+                                                   "metrics_listen": "127.0.0.1:0"},
                                         environ={}), engine=engine).start()
         started = time.perf_counter()
         remote_summary = run_enrolment(manifest(folder, photos, args.passes, 50_000), folder / "r2.csv",

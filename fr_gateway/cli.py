@@ -72,10 +72,12 @@ def cmd_camera(args: argparse.Namespace) -> int:
                 jsonl.write(json.dumps(dataclasses.asdict(record)) + "\n")
 
         channel = stack.enter_context(_channel(args))
-        stats = CameraClient(detector, channel, args.camera_id).run(frames, show)
+        client = CameraClient(detector, channel, args.camera_id, tracking=not args.no_tracking)
+        stats = client.run(frames, show)
     counts = ", ".join(f"{name} {n}" for name, n in sorted(stats.decisions.items()))
     print(f"camera {args.camera_id}: {stats.frames} frames, {stats.faces} faces in {stats.seconds:.1f} s "
-          f"({stats.faces_per_second:.1f} faces/s); {counts}")
+          f"({stats.faces_per_second:.1f} faces/s), {stats.sent} crops sent, {stats.reconnects} reconnects; "
+          f"{counts}")
     return 0
 
 
@@ -297,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--camera-id", required=True)
     camera.add_argument("--jsonl", help="also write every decision to this JSON Lines file")
     camera.add_argument("--max-frames", type=int, default=0, help="stop after this many frames")
+    camera.add_argument("--no-tracking", action="store_true",
+                        help="send every face of every frame instead of the best few crops of each track")
     camera.set_defaults(run=cmd_camera)
 
     enroll = sub.add_parser("enroll", parents=[common, tls], help="enrol a manifest (CSV or JSONL of nik,photo)")

@@ -59,8 +59,10 @@ class Settings:
     batch_size: int = 32
     batch_wait_ms: float = 2.0
     queue_size: int = 512
-    # gRPC server: the most concurrent calls (an open stream holds one); more answer RESOURCE_EXHAUSTED
-    workers: int = 64
+    # gRPC server: the most concurrent calls (an open camera stream holds one); more answer RESOURCE_EXHAUSTED
+    workers: int = 512
+    # Prometheus metrics (HOST:PORT, served at /metrics); empty switches them off
+    metrics_listen: str = "127.0.0.1:9464"
     # mutual TLS (see `fr-gateway certs init`): the server's certificate and key, and the CA clients must chain to
     tls_cert: str = "certs/server.pem"
     tls_key: str = "certs/server.key"

@@ -21,6 +21,7 @@ from fr_gateway.faces.engine import FaceEngine, build_cropper, resolve_threshold
 from fr_gateway.faces.models import Thresholds
 from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
+from fr_gateway.metrics import timed
 from fr_gateway.reasons import Problem, Reason
 from fr_gateway.search.faiss_index import INDEX_CLASSES, Candidate, FaissIndex, IndexSpec
 from fr_gateway.search.snapshot import load_snapshot, save_snapshot
@@ -96,27 +97,36 @@ class GatewayService:
         self._max_top_k = max_top_k
         self._write_lock = threading.Lock()
         self._closed = False
-        self._index: FaissIndex
-        self._load_index()
+        self._index: FaissIndex | None = None
 
     @classmethod
-    def open(cls, settings: Settings, engine: FaceEngine) -> GatewayService:
-        """Open (or create) the gallery's store, refusing another model's gallery, rebuild the index from it,
-        and start the embedding micro-batcher."""
+    def open(cls, settings: Settings, engine: FaceEngine, load_index: bool = True) -> GatewayService:
+        """Open (or create) the gallery's store, refusing another model's gallery, start the embedding
+        micro-batcher and, unless the caller does it later (a server reporting NOT_SERVING meanwhile), load
+        the index."""
         keys = KeyRing.load(key_file_for(settings))
         store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
         batcher = EmbeddingBatcher(engine.embedder, settings.batch_size, settings.batch_wait_ms, settings.queue_size)
         spec = IndexSpec(kind=settings.index_kind, nlist=settings.ivf_lists, nprobe=settings.ivf_nprobe,
                          rerank=settings.rerank, ef_search=settings.hnsw_ef_search)
-        return cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
-                   batcher, store, keys, spec, settings.top_k, settings.max_top_k)
+        service = cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
+                      batcher, store, keys, spec, settings.top_k, settings.max_top_k)
+        if load_index:
+            service.load_index()
+        return service
 
     def _snapshot_header(self, kind: str) -> dict:
         return {"store_version": self._store.version, "count": len(self._store), "dim": self._store.dim,
                 "model_sha256": self.engine.pack.fingerprint, "kind": kind}
 
-    def _load_index(self) -> None:
-        """The saved index when it reflects the store's current version; else a rebuild from the store."""
+    @property
+    def ready(self) -> bool:
+        """The index is loaded: searches and enrolments can be served."""
+        return self._index is not None
+
+    def load_index(self) -> None:
+        """The saved index when it reflects the store's current version; else a rebuild from the store (minutes
+        for millions of templates)."""
         size = len(self._store)
         kind = self._spec.resolve(size)
         options = {"spec": self._spec, "size": size, "exact": self._store.get_many}
@@ -125,11 +135,12 @@ class GatewayService:
             self._index = INDEX_CLASSES[kind].from_bytes(self._store.dim, saved, **options)
             return
         log.info("building a %s index of %d templates", kind, size)
-        self._index = INDEX_CLASSES[kind](self._store.dim, **options)
-        if not self._index.trained:
-            self._index.train(self._training_sample(self._spec.training_size(size)))
+        index = INDEX_CLASSES[kind](self._store.dim, **options)
+        if not index.trained:
+            index.train(self._training_sample(self._spec.training_size(size)))
         for niks, templates in self._store.iter_templates():
-            self._index.add(niks, templates)
+            index.add(niks, templates)
+        self._index = index  # ready only once whole
         self.save_index()
 
     def _training_sample(self, wanted: int) -> np.ndarray:
@@ -152,12 +163,13 @@ class GatewayService:
             return
         self._closed = True
         self._batcher.close()
-        self.save_index()
+        if self.ready:
+            self.save_index()
         self._store.close()
 
     @property
     def gallery_size(self) -> int:
-        return len(self._index)
+        return len(self._index) if self.ready else 0
 
     @property
     def gallery_version(self) -> int:
@@ -191,7 +203,8 @@ class GatewayService:
         except Problem as problem:
             return IdentifyResult(decision_for(problem.reason), threshold, self.gallery_size,
                                   reason=problem.reason, detail=problem.detail)
-        candidates = self._index.search(template, top_k or self._default_top_k)
+        with timed("search"):
+            candidates = self._index.search(template, top_k or self._default_top_k)
         best = candidates[0].score if candidates else None
         return IdentifyResult(decide(best, threshold), threshold, self.gallery_size, candidates)
 

@@ -3,7 +3,8 @@
 1. creates a private CA with the server's and the camera's certificates (`fr-gateway certs init`) and the
    audit keys, the gateway's half and the auditor's (`fr-gateway audit keys init`);
 2. enrols one photo per person from ../shared/data/faces under generated valid NIKs (`fr-gateway enroll`);
-3. writes a camera video of other photos of enrolled people and of people who are not enrolled;
+3. writes a camera video of people walking past: other photos of enrolled people and of people who are not
+   enrolled, each over several frames, which the camera tracks so each person costs a few crops;
 4. starts the gateway (`fr-gateway serve`, mutual TLS) on a free loopback port, streams the video through it
    (`fr-gateway camera` with its certificate), prints each decision, then stops the gateway;
 5. scores the decisions against the known truth: correct MATCHes and correct NO_MATCHes;
@@ -34,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "faces"
 OUT = ROOT / "demo-out"
 FRAME_SIZE = (640, 480)
-FPS = 2.0
+FPS = 8.0
+WALK_FRAMES = 8  # frames a person takes to walk past
 PROBES_PER_PERSON = 2
 # (set, identities enrolled, identities left out of the gallery)
 PEOPLE = (
@@ -50,19 +52,27 @@ def photos(set_name: str, person: str) -> list[Path]:
     return sorted((DATA / set_name / person).iterdir(), key=lambda p: (len(p.name), p.name))
 
 
-def fit(image: np.ndarray) -> np.ndarray:
-    """Place a photo on a camera-sized canvas, scaled to at most 70% of its height."""
+def walk_frames(image: np.ndarray, lane: int) -> list[np.ndarray]:
+    """One person walking past the camera: WALK_FRAMES frames in which the face drifts across its lane and
+    grows as the person comes closer. Three lanes apart, so people one after another do not overlap."""
     width, height = FRAME_SIZE
-    scale = min(0.7 * height / image.shape[0], 0.9 * width / image.shape[1])
-    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    canvas = np.full((height, width, 3), 40, dtype=np.uint8)
-    top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
-    canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
-    return canvas
+    frames = []
+    for step in range(WALK_FRAMES):
+        scale = (0.30 + 0.12 * step / WALK_FRAMES) * height / image.shape[0]
+        scale = min(scale, 0.3 * width / image.shape[1])
+        resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        centre_x = int(width * (lane + 0.5) / 3) + int(20 * (step / WALK_FRAMES - 0.5))
+        top = (height - resized.shape[0]) // 2
+        left = min(max(0, centre_x - resized.shape[1] // 2), width - resized.shape[1])
+        canvas = np.full((height, width, 3), 40, dtype=np.uint8)
+        canvas[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
+        frames.append(canvas)
+    return frames
 
 
 def build_inputs() -> tuple[Path, Path, list[dict]]:
-    """Write the enrolment manifest and the camera video; return them with the truth of every frame."""
+    """Write the enrolment manifest and the camera video; return them with the truth of every walk past
+    (its first and last frame, and the NIK, empty for people who are not enrolled)."""
     manifest, video = OUT / "manifest.csv", OUT / "checkpoint.avi"
     nik_of: dict[str, str] = {}
     truth: list[dict] = []
@@ -79,9 +89,11 @@ def build_inputs() -> tuple[Path, Path, list[dict]]:
                     rows.writerow([nik_of[label], pictures[0], label])
                     pictures = pictures[1:]
                 for picture in pictures[:PROBES_PER_PERSON]:
-                    image = cv2.imread(str(picture), cv2.IMREAD_COLOR)
-                    writer.write(fit(image))
-                    truth.append({"frame": len(truth), "person": label, "nik": nik_of.get(label, "")})
+                    first = len(truth) * WALK_FRAMES
+                    for frame in walk_frames(cv2.imread(str(picture), cv2.IMREAD_COLOR), len(truth) % 3):
+                        writer.write(frame)
+                    truth.append({"first": first, "last": first + WALK_FRAMES - 1, "person": label,
+                                  "nik": nik_of.get(label, "")})
     writer.release()
     return manifest, video, truth
 
@@ -112,27 +124,27 @@ def wait_serving(port_file: Path, server: subprocess.Popen, timeout: float = 120
 
 
 def score(truth: list[dict], decisions_file: Path) -> int:
-    """Compare the dominant face of each frame with the truth; return non-zero if the demo shows no success."""
-    first_face = {}
+    """Compare the first decision of each walk past with the truth; return non-zero if the demo shows no
+    success."""
+    first_decision = {}
     for line in decisions_file.read_text().splitlines():
         record = json.loads(line)
-        if record["face"] == 1:
-            first_face[record["frame"]] = record
+        first_decision.setdefault(record["frame"] // WALK_FRAMES, record)
     tally = {"correct MATCH": 0, "wrong NIK": 0, "missed (NO_MATCH)": 0, "correct NO_MATCH": 0,
              "false MATCH": 0, "no decision (no face, rejected)": 0}
-    for frame in truth:
-        got = first_face.get(frame["frame"])
+    for number, walk in enumerate(truth):
+        got = first_decision.get(number)
         if got is None or got["decision"] not in ("MATCH", "NO_MATCH"):
             tally["no decision (no face, rejected)"] += 1
-        elif frame["nik"]:
+        elif walk["nik"]:
             key = "missed (NO_MATCH)" if got["decision"] == "NO_MATCH" else (
-                "correct MATCH" if got["nik"] == frame["nik"] else "wrong NIK")
+                "correct MATCH" if got["nik"] == walk["nik"] else "wrong NIK")
             tally[key] += 1
         else:
             tally["correct NO_MATCH" if got["decision"] == "NO_MATCH" else "false MATCH"] += 1
-    enrolled = sum(1 for f in truth if f["nik"])
-    print(f"\nscored {len(truth)} frames: {enrolled} show enrolled people, {len(truth) - enrolled} people "
-          "who are not enrolled")
+    enrolled = sum(1 for walk in truth if walk["nik"])
+    print(f"\nscored {len(truth)} people walking past: {enrolled} enrolled, {len(truth) - enrolled} "
+          "not enrolled")
     for key, count in tally.items():
         print(f"  {key:<34} {count}")
     return 0 if tally["correct MATCH"] and tally["correct NO_MATCH"] else 1
@@ -166,7 +178,8 @@ def main() -> int:
     print(f"== enrolling {manifest.relative_to(ROOT)} into {gallery.relative_to(ROOT)}", flush=True)
     if fr_gateway("enroll", "--manifest", str(manifest), "--gallery", str(gallery)).wait() != 0:
         return 1
-    print(f"== starting the gateway; camera video {video.relative_to(ROOT)} ({len(truth)} frames)", flush=True)
+    print(f"== starting the gateway; camera video {video.relative_to(ROOT)} ({len(truth)} people walking past, "
+          f"{len(truth) * WALK_FRAMES} frames)", flush=True)
     server = fr_gateway("serve", "--certs", str(CERTS), "--listen", "127.0.0.1:0", "--gallery", str(gallery),
                         "--port-file", str(port_file))
     try:

@@ -64,9 +64,14 @@ def engine() -> FaceEngine:
     return load_engine(load_settings(environ={}))
 
 
+def engine_settings(gallery: Path, **overrides: object) -> Settings:
+    """Settings for a gateway in the test process: ephemeral ports, the given gallery, the environment ignored."""
+    return load_settings(overrides={"listen": "127.0.0.1:0", "metrics_listen": "127.0.0.1:0",
+                                    "gallery": str(gallery), **overrides}, environ={})
+
+
 def start_gateway(engine: FaceEngine, gallery: Path, **overrides: object) -> Gateway:
-    settings = load_settings(overrides={"listen": "127.0.0.1:0", "gallery": str(gallery), **overrides}, environ={})
-    return Gateway(settings, engine=engine).start()
+    return Gateway(engine_settings(gallery, **overrides), engine=engine).start()
 
 
 class Client:
@@ -89,7 +94,8 @@ def launch(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
     port_file.unlink(missing_ok=True)
     server = subprocess.Popen([sys.executable, "-m", "fr_gateway.cli", "serve", "--listen", "127.0.0.1:0",
                                "--port-file", str(port_file), *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "FRG_METRICS_LISTEN": "127.0.0.1:0"})
     deadline = time.monotonic() + 120
     while not (port_file.exists() and port_file.read_text().strip()):
         assert server.poll() is None, server.stdout.read()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from fr_gateway.audit.keys import SIGNING_KEY, WriterKeys, issue
 from fr_gateway.audit.log import AuditLog, Fsync, utc_now
 from fr_gateway.config import Settings, audit_dir_for, audit_keys_for
+from fr_gateway.metrics import REQUESTS, timed
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,12 @@ class AuditTrail:
 
     def record(self, caller: Caller, operation: str, outcome: Outcome, *, request_id: str = "",
                camera_id: str = "", started: float | None = None) -> None:
-        """`started` is a time.perf_counter() value taken when the call arrived, for the latency field."""
+        """`started` is a time.perf_counter() value taken when the call arrived, for the latency field. Every
+        decision and refusal passes here, so this is also where they are counted for the metrics."""
+        REQUESTS.labels(operation, outcome.decision).inc()
         if self.log is None:
             return
-        self.log.append({
+        event = {
             "time": utc_now(), "request_id": request_id, "caller": caller.identity, "role": caller.role,
             "peer": caller.peer, "camera_id": camera_id, "operation": operation, "decision": outcome.decision,
             "status": outcome.status, "reason": outcome.reason, "detail": outcome.detail, "nik": outcome.nik,
@@ -70,7 +73,9 @@ class AuditTrail:
             "score": None if outcome.score is None else round(outcome.score, 4), "threshold": outcome.threshold,
             "model": self._model, "gallery_version": self._gallery_version(),
             "latency_ms": None if started is None else round((time.perf_counter() - started) * 1000, 2),
-        })
+        }
+        with timed("audit"):
+            self.log.append(event)
 
     def refusal(self, caller: Caller, operation: str, status: str, detail: str, camera_id: str = "",
                 started: float | None = None) -> None:

@@ -1,9 +1,11 @@
-"""The camera-side client: detect and align faces in each frame, stream them as ALIGNED crops over
-IdentifyStream, and report every decision with the frame time it belongs to."""
+"""The camera-side client: detect and align faces in each frame, track them so each person costs a few crops,
+stream those as ALIGNED crops over IdentifyStream, report every decision with the frame time it belongs to,
+and reconnect with backoff when the gateway goes away, carrying on from the same place in the video."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections import Counter
@@ -12,9 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 import grpc
 
 from fr_gateway.camera.sources import Frame
+from fr_gateway.camera.tracking import FaceTracker, TrackedFace
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.faces.detector import FaceDetector, align
 from fr_gateway.faces.images import encode_jpeg
+
+log = logging.getLogger(__name__)
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +31,7 @@ class DecisionRecord:
     frame: int
     time_ms: float
     face: int
+    track_id: str
     box: tuple[int, int, int, int]
     decision: str
     nik: str
@@ -41,13 +48,16 @@ class DecisionRecord:
             who = f"best score {self.score:.3f} below threshold {self.threshold:.2f}"
         else:
             who = self.detail
-        return f"[{stamp}] frame {self.frame:5d} face {self.face}  {self.decision:<10} {who}"
+        track = f" {self.track_id}" if self.track_id else ""
+        return f"[{stamp}] frame {self.frame:5d} face {self.face}{track}  {self.decision:<10} {who}"
 
 
 @dataclasses.dataclass
 class StreamStats:
     frames: int = 0
-    faces: int = 0
+    faces: int = 0  # detected
+    sent: int = 0  # crops sent to the gateway (fewer than faces when tracking)
+    reconnects: int = 0
     decisions: Counter[str] = dataclasses.field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -56,42 +66,94 @@ class StreamStats:
         return self.faces / self.seconds if self.seconds else 0.0
 
 
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    frame: Frame
+    number: int
+    box: tuple[int, int, int, int]
+    request: recognition_pb2.IdentifyRequest
+
+
 class CameraClient:
-    def __init__(self, detector: FaceDetector, channel: grpc.Channel, camera_id: str, top_k: int = 1) -> None:
+    """`tracking=False` sends every face of every frame (for comparison); `max_backoff_s` caps the wait
+    between reconnection attempts, and `give_up_after_s` ends the run when the gateway stays away that long."""
+
+    def __init__(self, detector: FaceDetector, channel: grpc.Channel, camera_id: str, top_k: int = 1,
+                 tracking: bool = True, max_backoff_s: float = 10.0, give_up_after_s: float = 300.0) -> None:
         self._detector = detector
         self._stub = recognition_pb2_grpc.RecognitionStub(channel)
         self._camera_id = camera_id
         self._top_k = top_k
-        self._pending: dict[str, tuple[Frame, int, tuple[int, int, int, int]]] = {}
+        self._tracker = FaceTracker(camera_id) if tracking else None
+        self._max_backoff_s = max_backoff_s
+        self._give_up_after_s = give_up_after_s
+        self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._stats = StreamStats()
 
-    def _requests(self, frames: Iterable[Frame]) -> Iterator[recognition_pb2.IdentifyRequest]:
+    def _tracked(self, frame: Frame) -> list[TrackedFace]:
+        faces = self._detector.detect(frame.image)
+        if self._tracker is None:
+            return [TrackedFace(face, "", True) for face in faces]
+        return self._tracker.update(frame.index, faces)
+
+    def _requests(self, frames: Iterator[Frame]) -> Iterator[recognition_pb2.IdentifyRequest]:
+        """First the crops a broken stream left unanswered, then the next frames' crops."""
+        with self._lock:
+            unanswered = [pending.request for pending in self._pending.values()]
+        yield from unanswered
         for frame in frames:
             self._stats.frames += 1
-            for number, face in enumerate(self._detector.detect(frame.image), start=1):
-                request_id = f"{self._camera_id}-{frame.index}-{number}"
-                with self._lock:
-                    self._pending[request_id] = (frame, number, tuple(int(v) for v in face.box))
+            for number, tracked in enumerate(self._tracked(frame), start=1):
                 self._stats.faces += 1
-                yield recognition_pb2.IdentifyRequest(
-                    request_id=request_id, camera_id=self._camera_id, top_k=self._top_k,
-                    face=face_pb2.Face(image=encode_jpeg(align(frame.image, face)), kind=face_pb2.ALIGNED),
-                )
+                if not tracked.send:
+                    continue
+                request = recognition_pb2.IdentifyRequest(
+                    request_id=f"{self._camera_id}-{frame.index}-{number}", camera_id=self._camera_id,
+                    top_k=self._top_k, track_id=tracked.track_id,
+                    face=face_pb2.Face(image=encode_jpeg(align(frame.image, tracked.face)), kind=face_pb2.ALIGNED))
+                with self._lock:
+                    self._pending[request.request_id] = _Pending(frame, number, tuple(int(v) for v in tracked.face.box),
+                                                                 request)
+                self._stats.sent += 1
+                yield request
+
+    def _report(self, response: recognition_pb2.IdentifyResponse,
+                on_decision: Callable[[DecisionRecord], None]) -> None:
+        with self._lock:
+            pending = self._pending.pop(response.request_id)
+        best = response.candidates[0] if response.candidates else None
+        decision = face_pb2.Decision.Name(response.decision)
+        self._stats.decisions[decision] += 1
+        on_decision(DecisionRecord(
+            request_id=response.request_id, frame=pending.frame.index, time_ms=pending.frame.time_ms,
+            face=pending.number, track_id=response.track_id, box=pending.box, decision=decision,
+            nik=best.nik if best and decision == "MATCH" else "", score=best.score if best else 0.0,
+            threshold=response.threshold, detail=response.detail,
+        ))
 
     def run(self, frames: Iterable[Frame], on_decision: Callable[[DecisionRecord], None]) -> StreamStats:
-        """Stream until the frames end; one callback per face, in order."""
+        """Stream until the frames end; one callback per crop sent, in order. When the gateway is unavailable,
+        wait (doubling, up to max_backoff_s), reconnect, resend what was unanswered and go on from the frame
+        where the camera was."""
         started = time.monotonic()
-        for response in self._stub.IdentifyStream(self._requests(frames)):
-            with self._lock:
-                frame, number, box = self._pending.pop(response.request_id)
-            best = response.candidates[0] if response.candidates else None
-            decision = face_pb2.Decision.Name(response.decision)
-            self._stats.decisions[decision] += 1
-            on_decision(DecisionRecord(
-                request_id=response.request_id, frame=frame.index, time_ms=frame.time_ms, face=number, box=box,
-                decision=decision, nik=best.nik if best and decision == "MATCH" else "",
-                score=best.score if best else 0.0, threshold=response.threshold, detail=response.detail,
-            ))
+        frames = iter(frames)
+        backoff, down_since = 0.5, None
+        while True:
+            try:
+                for response in self._stub.IdentifyStream(self._requests(frames)):
+                    backoff, down_since = 0.5, None
+                    self._report(response, on_decision)
+                break
+            except grpc.RpcError as error:
+                if error.code() not in RETRYABLE:
+                    raise
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since > self._give_up_after_s:
+                    raise
+                log.warning("gateway %s (%s); reconnecting in %.1f s", error.code().name, error.details(), backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+                self._stats.reconnects += 1
         self._stats.seconds = time.monotonic() - started
         return self._stats

@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("request_id", "camera_id", "face", "top_k")
+    __slots__ = ("request_id", "camera_id", "face", "top_k", "track_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     FACE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     camera_id: str
     face: _face_pb2.Face
     top_k: int
-    def __init__(self, request_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., face: _Optional[_Union[_face_pb2.Face, _Mapping]] = ..., top_k: _Optional[int] = ...) -> None: ...
+    track_id: str
+    def __init__(self, request_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., face: _Optional[_Union[_face_pb2.Face, _Mapping]] = ..., top_k: _Optional[int] = ..., track_id: _Optional[str] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("nik", "score")
@@ -28,7 +30,7 @@ class Candidate(_message.Message):
     def __init__(self, nik: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("request_id", "candidates", "decision", "threshold", "reason", "detail", "camera_id", "gallery_size", "model_fingerprint")
+    __slots__ = ("request_id", "candidates", "decision", "threshold", "reason", "detail", "camera_id", "gallery_size", "model_fingerprint", "track_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +40,7 @@ class IdentifyResponse(_message.Message):
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     GALLERY_SIZE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     decision: _face_pb2.Decision
@@ -47,7 +50,36 @@ class IdentifyResponse(_message.Message):
     camera_id: str
     gallery_size: int
     model_fingerprint: str
-    def __init__(self, request_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., threshold: _Optional[float] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., camera_id: _Optional[str] = ..., gallery_size: _Optional[int] = ..., model_fingerprint: _Optional[str] = ...) -> None: ...
+    track_id: str
+    def __init__(self, request_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., threshold: _Optional[float] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., camera_id: _Optional[str] = ..., gallery_size: _Optional[int] = ..., model_fingerprint: _Optional[str] = ..., track_id: _Optional[str] = ...) -> None: ...
+
+class WatchDecisionsRequest(_message.Message):
+    __slots__ = ("camera_ids", "all_decisions")
+    CAMERA_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALL_DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    camera_ids: _containers.RepeatedScalarFieldContainer[str]
+    all_decisions: bool
+    def __init__(self, camera_ids: _Optional[_Iterable[str]] = ..., all_decisions: _Optional[bool] = ...) -> None: ...
+
+class DecisionEvent(_message.Message):
+    __slots__ = ("time", "camera_id", "track_id", "request_id", "decision", "candidates", "threshold", "dropped_before")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    time: str
+    camera_id: str
+    track_id: str
+    request_id: str
+    decision: _face_pb2.Decision
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    threshold: float
+    dropped_before: int
+    def __init__(self, time: _Optional[str] = ..., camera_id: _Optional[str] = ..., track_id: _Optional[str] = ..., request_id: _Optional[str] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., threshold: _Optional[float] = ..., dropped_before: _Optional[int] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("request_id", "probe", "nik", "reference_face")

@@ -50,6 +50,11 @@ class RecognitionStub:
                 request_serializer=frgateway_dot_v1_dot_recognition__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=frgateway_dot_v1_dot_recognition__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.WatchDecisions = channel.unary_stream(
+                '/frgateway.v1.Recognition/WatchDecisions',
+                request_serializer=frgateway_dot_v1_dot_recognition__pb2.WatchDecisionsRequest.SerializeToString,
+                response_deserializer=frgateway_dot_v1_dot_recognition__pb2.DecisionEvent.FromString,
+                _registered_method=True)
 
 
 class RecognitionServicer:
@@ -78,6 +83,15 @@ class RecognitionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchDecisions(self, request, context):
+        """Live decisions from every camera, for Command Center screens: MATCH decisions by default, optionally
+        only some cameras. A subscriber that reads too slowly loses the oldest events (counted in
+        dropped_before); it never slows the cameras down.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecognitionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +109,11 @@ def add_RecognitionServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=frgateway_dot_v1_dot_recognition__pb2.VerifyRequest.FromString,
                     response_serializer=frgateway_dot_v1_dot_recognition__pb2.VerifyResponse.SerializeToString,
+            ),
+            'WatchDecisions': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchDecisions,
+                    request_deserializer=frgateway_dot_v1_dot_recognition__pb2.WatchDecisionsRequest.FromString,
+                    response_serializer=frgateway_dot_v1_dot_recognition__pb2.DecisionEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +198,33 @@ class Recognition:
             '/frgateway.v1.Recognition/Verify',
             frgateway_dot_v1_dot_recognition__pb2.VerifyRequest.SerializeToString,
             frgateway_dot_v1_dot_recognition__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/frgateway.v1.Recognition/WatchDecisions',
+            frgateway_dot_v1_dot_recognition__pb2.WatchDecisionsRequest.SerializeToString,
+            frgateway_dot_v1_dot_recognition__pb2.DecisionEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from fr_gateway.faces.embedder import FaceEmbedder
+from fr_gateway.metrics import EMBED_BATCH, FACES_EMBEDDED, QUEUE_DEPTH, timed
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class EmbeddingBatcher:
         future: Future[np.ndarray] = Future()
         try:
             self._queue.put_nowait((crop, future))
+            QUEUE_DEPTH.set(self._queue.qsize())
         except queue.Full as exc:
             raise Overloaded(f"embedding queue is full ({self._queue.maxsize} crops waiting)") from exc
         return future
@@ -71,11 +73,15 @@ class EmbeddingBatcher:
             if first is None:
                 return
             batch, stopping = self._collect(first)
+            QUEUE_DEPTH.set(self._queue.qsize())
             live = [(crop, fut) for crop, fut in batch if fut.set_running_or_notify_cancel()]
             if not live:
                 continue
             try:
-                templates = self._embedder.embed([crop for crop, _ in live])
+                with timed("embed"):
+                    templates = self._embedder.embed([crop for crop, _ in live])
+                EMBED_BATCH.observe(len(live))
+                FACES_EMBEDDED.inc(len(live))
             except Exception as exc:  # a failed batch fails its callers, never the worker
                 log.exception("embedding batch of %d failed", len(live))
                 for _, fut in live:

@@ -10,6 +10,7 @@ import numpy as np
 from fr_gateway.faces.detector import ALIGNED_SIZE, FaceDetector, align
 from fr_gateway.faces.images import decode_image
 from fr_gateway.faces.quality import QualityGate
+from fr_gateway.metrics import timed
 from fr_gateway.reasons import Problem, Reason
 
 
@@ -39,7 +40,8 @@ class FaceCropper:
         self._enrol_dominance = enrol_dominance
 
     def crop(self, data: bytes, kind: CropKind, *, enrolment: bool = False) -> np.ndarray:
-        image = decode_image(data, self._limits.max_bytes, self._limits.max_pixels)
+        with timed("decode"):
+            image = decode_image(data, self._limits.max_bytes, self._limits.max_pixels)
         gate = self._enrol_gate if enrolment else self._gate
         if kind is CropKind.ALIGNED:
             if image.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
@@ -48,7 +50,8 @@ class FaceCropper:
                               f"{image.shape[1]}x{image.shape[0]}; send it as LOOSE instead")
             gate.check_crop(image)
             return image
-        faces = self._detector.detect(image)
+        with timed("detect"):
+            faces = self._detector.detect(image)
         if not faces:
             raise Problem(Reason.NO_FACE_FOUND, "no face found in the image")
         dominant = faces[0]

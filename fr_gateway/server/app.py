@@ -8,17 +8,21 @@ import signal
 import threading
 from concurrent import futures
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 
 from fr_gateway.audit.keys import AuditKeyError
 from fr_gateway.audit.trail import open_trail
 from fr_gateway.config import Settings
 from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.faces.engine import FaceEngine, load_engine
+from fr_gateway.metrics import RUNTIME
 from fr_gateway.security.certs import TlsFiles
+from fr_gateway.server.decisions import DecisionHub
 from fr_gateway.server.guard import Guard
 from fr_gateway.server.handshakes import HandshakeTap
 from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer
@@ -40,7 +44,7 @@ class Gateway:
     def __init__(self, settings: Settings, engine: FaceEngine | None = None, tls: TlsFiles | None = None) -> None:
         self.settings = settings
         self.engine = engine or load_engine(settings)
-        self.service = GatewayService.open(settings, self.engine)
+        self.service = GatewayService.open(settings, self.engine, load_index=False)  # loaded in start()
         try:
             self.trail = open_trail(settings, self.engine.pack.fingerprint, lambda: self.service.gallery_version,
                                     create_keys=tls is None)
@@ -48,7 +52,8 @@ class Gateway:
             self.service.close()
             raise
         guard = Guard(self.trail, secure=tls is not None, rate=settings.rate_limit, burst=settings.rate_burst,
-                      streams_per_client=settings.streams_per_client)
+                      streams_per_client=settings.streams_per_client, ready=lambda: self.service.ready)
+        self.decisions = DecisionHub()
         limits = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -57,8 +62,8 @@ class Gateway:
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             options=limits, maximum_concurrent_rpcs=settings.workers, interceptors=[guard],
         )
-        recognition_pb2_grpc.add_RecognitionServicer_to_server(RecognitionServicer(self.service, self.trail, guard),
-                                                               self._server)
+        recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions)
+        recognition_pb2_grpc.add_RecognitionServicer_to_server(recognition, self._server)
         gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service, self.trail), self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -70,9 +75,14 @@ class Gateway:
             self.port = self._server.add_secure_port(settings.listen, server_credentials(tls))
         if self.port == 0:
             raise OSError(f"cannot listen on {settings.listen}")
+        self._metrics: WSGIServer | None = None
+        self._listening = False
+        self.metrics_port = 0
 
     def start(self) -> Gateway:
-        self._server.start()
+        """Listen at once, NOT_SERVING while the gallery's index loads (minutes for millions), then SERVING."""
+        self.listen()
+        self.service.load_index()
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         host = self.settings.listen.rsplit(":", 1)[0]
@@ -82,12 +92,31 @@ class Gateway:
                  self.service.thresholds.source, self.trail.log.folder if self.trail.log else "OFF")
         return self
 
+    def listen(self) -> None:
+        """Start answering: health says NOT_SERVING, and other calls UNAVAILABLE, until start() has loaded."""
+        if self._listening:
+            return
+        self._listening = True
+        for name in ("", *SERVICE_NAMES):
+            self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._server.start()
+        RUNTIME.info({"recognizer": self.engine.pack.name, "model_sha256": self.engine.pack.fingerprint,
+                      "providers": ",".join(self.engine.providers)})
+        if self.settings.metrics_listen:
+            host, port = self.settings.metrics_listen.rsplit(":", 1)
+            self._metrics, _ = start_http_server(int(port), host)
+            self.metrics_port = self._metrics.server_port
+            log.info("Prometheus metrics on http://%s:%d/metrics", host, self.metrics_port)
+
     def stop(self, grace: float = 5.0) -> None:
         """Refuse new calls, let running ones finish, then close the embedder, the store and the audit log."""
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
         self.service.close()
         self.trail.close()
+        if self._metrics:
+            self._metrics.shutdown()
+            self._metrics.server_close()
 
 
 def serve(settings: Settings, insecure: bool, port_file: Path | None = None) -> None:

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from fr_gateway.audit.log import AuditUnavailable
 from fr_gateway.audit.trail import AuditTrail, Caller
 from fr_gateway.contract import gallery_pb2, recognition_pb2
+from fr_gateway.metrics import OPEN_STREAMS
 from fr_gateway.security.certs import CertificateError, principal_of
 
 RECOGNITION = recognition_pb2.DESCRIPTOR.services_by_name["Recognition"].full_name
@@ -31,6 +32,7 @@ def _methods(service: str, *names: str) -> frozenset[str]:
 
 IDENTIFY = _methods(RECOGNITION, "Identify", "IdentifyStream")
 VERIFY = _methods(RECOGNITION, "Verify")
+WATCH = _methods(RECOGNITION, "WatchDecisions")
 ENROL = _methods(GALLERY, "Enroll", "EnrollStream", "Remove")
 HEALTH = _methods(health.SERVICE_NAME, "Check", "Watch")
 REFLECTION = _methods(reflection.SERVICE_NAME, "ServerReflectionInfo")
@@ -40,8 +42,9 @@ ROLE_METHODS: dict[str, frozenset[str]] = {
     "camera": IDENTIFY | HEALTH,
     "verifier": VERIFY | HEALTH,
     "integrator": ENROL | HEALTH | REFLECTION,
+    "monitor": WATCH | HEALTH,
     "auditor": frozenset(),
-    "admin": IDENTIFY | VERIFY | ENROL | HEALTH | REFLECTION,
+    "admin": IDENTIFY | VERIFY | ENROL | WATCH | HEALTH | REFLECTION,
 }
 TLS_VERSION = "TLSv1.3"
 
@@ -90,11 +93,13 @@ class StreamCounter:
             if self._cap > 0 and self._open.get(client, 0) >= self._cap:
                 return False
             self._open[client] = self._open.get(client, 0) + 1
+            OPEN_STREAMS.inc()
             return True
 
     def leave(self, client: str) -> None:
         with self._lock:
             self._open[client] -= 1
+            OPEN_STREAMS.dec()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -111,8 +116,10 @@ class Refused(Exception):
 
 
 class Guard(grpc.ServerInterceptor):
-    def __init__(self, trail: AuditTrail, secure: bool, rate: float, burst: int, streams_per_client: int) -> None:
+    def __init__(self, trail: AuditTrail, secure: bool, rate: float, burst: int, streams_per_client: int,
+                 ready: Callable[[], bool]) -> None:
         self._trail = trail
+        self._ready = ready
         self._secure = secure
         self._buckets = TokenBuckets(rate, burst)
         self._streams = StreamCounter(streams_per_client)
@@ -145,6 +152,8 @@ class Guard(grpc.ServerInterceptor):
             if self._secure and method not in ROLE_METHODS.get(caller.role, frozenset()):
                 raise Refused(grpc.StatusCode.PERMISSION_DENIED,
                               f"role {caller.role!r} may not call {operation_of(method)}")
+            if not self._ready() and method not in HEALTH:
+                raise Refused(grpc.StatusCode.UNAVAILABLE, "the gateway is still loading its gallery; retry shortly")
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
                 raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started")

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 
 import grpc
 
-from fr_gateway.audit.log import AuditUnavailable
+from fr_gateway.audit.log import AuditUnavailable, utc_now
 from fr_gateway.audit.trail import AuditTrail, Caller, Outcome
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.decision import Decision
 from fr_gateway.faces.crops import CropKind
 from fr_gateway.reasons import INPUT_REASONS, Problem, Reason
+from fr_gateway.server.decisions import DecisionHub
 from fr_gateway.server.guard import Guard, Refused, current_caller
 from fr_gateway.service import EnrollRecord, EnrollResult, FaceInput, GatewayService, IdentifyResult, VerifyResult
 
@@ -67,10 +68,11 @@ def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: str, ou
 
 
 class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
-    def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard) -> None:
+    def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard, hub: DecisionHub) -> None:
         self._service = service
         self._trail = trail
         self._guard = guard
+        self._hub = hub
 
     def _check_camera(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
                       started: float) -> None:
@@ -100,6 +102,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             detail=result.detail,
             gallery_size=result.gallery_size,
             model_fingerprint=self._service.engine.pack.fingerprint,
+            track_id=request.track_id,
         )
         log.debug("identify %s camera=%s decision=%s", response.request_id, request.camera_id,
                   result.decision.name)
@@ -108,6 +111,10 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
             threshold=result.threshold), request_id=response.request_id, camera_id=request.camera_id,
             started=started)
+        self._hub.publish(recognition_pb2.DecisionEvent(
+            time=utc_now(), camera_id=response.camera_id, track_id=response.track_id,
+            request_id=response.request_id, decision=response.decision, candidates=response.candidates,
+            threshold=response.threshold))
         return result, response
 
     def Identify(self, request, context):
@@ -118,6 +125,13 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
     def IdentifyStream(self, request_iterator, context) -> Iterator[recognition_pb2.IdentifyResponse]:
         for request in request_iterator:
             yield self._identify(request, context, unary=False)[1]
+
+    def WatchDecisions(self, request, context) -> Iterator[recognition_pb2.DecisionEvent]:
+        with self._hub.subscribe(request) as subscription:
+            while context.is_active():
+                event = subscription.next(timeout=0.5)
+                if event is not None:
+                    yield event
 
     def Verify(self, request, context):
         started = time.perf_counter()

@@ -1,0 +1,43 @@
+"""What the gateway benchmarks share: the people of ../shared/data/faces, their crops as a camera sends them,
+and a private CA for benchmarking over mutual TLS, as in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from fr_gateway.faces.detector import align
+from fr_gateway.faces.engine import FaceEngine
+from fr_gateway.faces.images import decode_image
+from fr_gateway.security.certs import Authority, Principal, TlsFiles
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+
+
+def people(limit: int = 43) -> list[list[Path]]:
+    """Each person's photos, in a stable order; the first is the enrolment photo."""
+    return [sorted(folder.iterdir()) for set_name in ("celebrities", "orl", "fr-examples")
+            for folder in sorted((DATA / set_name).iterdir()) if folder.is_dir()][:limit]
+
+
+def aligned_crops(engine: FaceEngine, photos: list[Path]) -> list[bytes]:
+    """112x112 aligned crops (PNG) of the dominant face of each photo, as the camera client makes them."""
+    crops = []
+    for path in photos:
+        image = decode_image(path.read_bytes(), 1 << 30, 1 << 30)
+        faces = engine.detector.detect(image)
+        if faces:
+            crops.append(cv2.imencode(".png", align(image, faces[0]))[1].tobytes())
+    return crops
+
+
+def make_certs(folder: Path, *principals: Principal) -> tuple[TlsFiles, dict[Principal, TlsFiles]]:
+    """A CA, the server's files and each principal's client files."""
+    authority = Authority.create()
+    authority.save(folder)
+    authority.issue_server(folder, ["127.0.0.1"])
+    for principal in principals:
+        authority.issue_client(folder, principal)
+    server = TlsFiles.load(folder / "server.pem", folder / "server.key", folder / "ca.pem")
+    return server, {principal: TlsFiles.for_client(folder, principal) for principal in principals}

@@ -1,0 +1,90 @@
+"""The camera side: tracking turns a person walking past into a few crops, and the client rides out a gateway
+restart without losing its place in the video."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from conftest import ENROLLED, nik_for, photos, start_gateway
+
+from fr_gateway.camera.client import CameraClient
+from fr_gateway.camera.sources import Frame
+from fr_gateway.camera.tracking import FaceTracker
+from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc
+from fr_gateway.faces.detector import DetectedFace
+from fr_gateway.transport import open_channel
+
+NO_LANDMARKS = np.zeros((5, 2), dtype=np.float32)
+
+
+def face(x: float, side: float = 100.0, score: float = 0.9) -> DetectedFace:
+    return DetectedFace((x, 100.0, x + side, 100.0 + side), score, NO_LANDMARKS)
+
+
+def test_one_person_walking_past_is_one_track_with_few_crops():
+    tracker = FaceTracker("CAM", max_sends=3, improvement=1.25)
+    sent, tracks = 0, set()
+    for step in range(25):  # drifting right and growing, as someone approaching
+        [tracked] = tracker.update(step, [face(100 + 4 * step, side=80 + 3 * step)])
+        tracks.add(tracked.track_id)
+        sent += tracked.send
+    assert tracks == {"CAM-t1"}
+    assert 1 <= sent <= 3
+
+
+def test_two_people_side_by_side_are_two_tracks_and_a_new_arrival_a_third():
+    tracker = FaceTracker("CAM", max_missed=2)
+    first = tracker.update(0, [face(50), face(400)])
+    again = tracker.update(1, [face(55), face(405)])
+    assert [t.track_id for t in first] == [t.track_id for t in again] and len({t.track_id for t in first}) == 2
+    assert [t.send for t in first] == [True, True] and [t.send for t in again] == [False, False]
+    later = tracker.update(5, [face(55)])  # both tracks expired after two missed frames
+    assert later[0].track_id not in {t.track_id for t in first} and later[0].send
+
+
+def frames_of(people: list[int], per_person: int) -> list[Frame]:
+    """A person per stretch of frames, alternating between two places in the picture."""
+    out = []
+    for number, person in enumerate(people):
+        image = cv2.imread(str(photos(*ENROLLED[person])[1]))
+        image = cv2.resize(image, None, fx=200 / image.shape[0], fy=200 / image.shape[0])[:, :240]
+        for _ in range(per_person):
+            canvas = np.full((480, 640, 3), 40, dtype=np.uint8)
+            left = 40 if number % 2 == 0 else 360
+            canvas[140:140 + image.shape[0], left:left + image.shape[1]] = image
+            out.append(Frame(len(out), len(out) * 100.0, canvas))
+    return out
+
+
+def test_the_camera_reconnects_after_a_gateway_restart_and_goes_on(engine, tmp_path):
+    gallery = tmp_path / "g"
+    gateway = start_gateway(engine, gallery)
+    port = gateway.port
+    with open_channel(f"127.0.0.1:{port}") as channel:
+        gallery_pb2_grpc.GalleryStub(channel).EnrollStream(iter(
+            gallery_pb2.EnrollRequest(nik=nik_for(n), face=face_pb2.Face(image=photos(*ENROLLED[n])[0].read_bytes()))
+            for n in range(4)))
+    people = [0, 1, 2, 3]
+    frames = frames_of(people, per_person=4)
+    restarted = []
+
+    def restart_midway(source):
+        for frame in source:
+            if frame.index == 8 and not restarted:  # the gateway goes away while the camera is mid-video
+                gateway.stop(grace=0)
+                restarted.append(start_gateway(engine, gallery, listen=f"127.0.0.1:{port}"))
+            yield frame
+
+    decisions = []
+    with open_channel(f"127.0.0.1:{port}") as channel:
+        client = CameraClient(engine.detector, channel, "CAM-9", max_backoff_s=1.0, give_up_after_s=60)
+        stats = client.run(restart_midway(frames), decisions.append)
+    restarted[0].stop(grace=0)
+    assert stats.frames == len(frames) and stats.faces == len(frames)
+    assert stats.sent < len(frames)  # tracking: not one crop per frame
+    per_person = {}
+    for record in decisions:
+        per_person.setdefault(record.frame // 4, record)
+    assert sorted(per_person) == [0, 1, 2, 3], "every person walking past got a decision, across the restart"
+    assert [per_person[n].nik for n in range(4)] == [nik_for(p) for p in people]
+    assert len({record.track_id for record in decisions}) == 4
