@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -176,17 +177,22 @@ class GatewayService:
         """The store's version: it grows with every enrolment or erasure, so an audit record pins the gallery."""
         return self._store.version
 
-    def _embed(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """Embed crops together through the micro-batcher; a saturated gateway is a Problem like any other."""
+    def _embed(self, crops: list[np.ndarray], deadline: float | None = None) -> list[np.ndarray]:
+        """Embed crops together through the micro-batcher; a saturated gateway is a Problem like any other.
+        Past the caller's deadline (time.monotonic()) the queued crops are withdrawn: nobody waits for them."""
+        wait = EMBED_TIMEOUT_S if deadline is None else max(0.0, min(EMBED_TIMEOUT_S, deadline - time.monotonic()))
+        pending = []
         try:
             pending = [self._batcher.submit(crop) for crop in crops]
-            return [future.result(EMBED_TIMEOUT_S) for future in pending]
+            return [future.result(wait) for future in pending]
         except (Overloaded, FutureTimeout) as exc:
-            raise Problem(Reason.GATEWAY_OVERLOADED, str(exc) or "embedding timed out") from exc
+            for future in pending:
+                future.cancel()
+            raise Problem(Reason.GATEWAY_OVERLOADED, str(exc) or "no recogniser time before the deadline") from exc
 
-    def _templates(self, *faces: FaceInput) -> list[np.ndarray]:
+    def _templates(self, *faces: FaceInput, deadline: float | None = None) -> list[np.ndarray]:
         """Crop and gate every face, then embed them together; every failure is a Problem."""
-        return self._embed([self.cropper.crop(face.image, face.kind) for face in faces])
+        return self._embed([self.cropper.crop(face.image, face.kind) for face in faces], deadline)
 
     def _enrolled_template(self, nik: str) -> np.ndarray:
         template = self._store.get(validate_nik(nik))
@@ -194,12 +200,12 @@ class GatewayService:
             raise Problem(Reason.NIK_NOT_ENROLLED, f"NIK {nik} is not enrolled in this gallery")
         return template
 
-    def identify(self, face: FaceInput, top_k: int = 0) -> IdentifyResult:
+    def identify(self, face: FaceInput, top_k: int = 0, deadline: float | None = None) -> IdentifyResult:
         threshold = self.thresholds.identify
         try:
             if top_k > self._max_top_k:
                 raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
-            [template] = self._templates(face)
+            [template] = self._templates(face, deadline=deadline)
         except Problem as problem:
             return IdentifyResult(decision_for(problem.reason), threshold, self.gallery_size,
                                   reason=problem.reason, detail=problem.detail)

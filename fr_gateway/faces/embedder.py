@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 from insightface.model_zoo.arcface_onnx import ArcFaceONNX
@@ -23,3 +24,10 @@ class FaceEmbedder:
         features = np.asarray(self._arcface.get_feat(list(crops)), dtype=np.float32)
         norms = np.linalg.norm(features, axis=1, keepdims=True)
         return features / np.maximum(norms, 1e-12)
+
+    def blob(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """The model's input tensor for these crops, preprocessed as insightface does (quantisation calibrates
+        on it)."""
+        arcface = self._arcface
+        return cv2.dnn.blobFromImages(list(crops), 1.0 / arcface.input_std, arcface.input_size,
+                                      (arcface.input_mean,) * 3, swapRB=True)

@@ -91,7 +91,9 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                   unary: bool) -> tuple[IdentifyResult, recognition_pb2.IdentifyResponse]:
         started = time.perf_counter()
         self._check_camera(request, context, started)
-        result = self._service.identify(face_input(request.face), request.top_k)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        result = self._service.identify(face_input(request.face), request.top_k, deadline)
         response = recognition_pb2.IdentifyResponse(
             request_id=request.request_id or uuid.uuid4().hex,
             camera_id=request.camera_id,
