@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import version_converter
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from workload import DATA
@@ -91,7 +93,9 @@ def main() -> None:
     fp32 = engine.embedder
     args.model_out.mkdir(parents=True, exist_ok=True)
     prepared, int8_path = args.model_out / "prepared.onnx", args.model_out / "w600k_mbf_int8.onnx"
-    quant_pre_process(str(engine.pack.recognizer_file), str(prepared))
+    # per-channel QDQ needs opset 13 (DequantizeLinear with an axis); the pack's model is older
+    onnx.save(version_converter.convert_version(onnx.load(str(engine.pack.recognizer_file)), 13), str(prepared))
+    quant_pre_process(str(prepared), str(prepared), skip_symbolic_shape=True)
     calibration = [crop for label, crop in zip(labels, crops, strict=True) if label.startswith("orl/")]
     input_name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     quantize_static(str(prepared), str(int8_path), Calibration(fp32, calibration, input_name),
