@@ -128,7 +128,7 @@ def tracking_saving(engine: FaceEngine, folks: list[list[Path]], frames_per_walk
             canvas[100:100 + face.shape[0], left:left + face.shape[1]] = face
             faces = engine.detector.detect(canvas)
             detected += len(faces)
-            sent += sum(tracked.send for tracked in tracker.update(frame_number, faces))
+            sent += sum(tracked.send for tracked in tracker.update(frame_number * 40.0, faces))
             frame_number += 1
         frame_number += 5  # a gap between people
     return {"people": len(folks), "frames_per_person": frames_per_walk, "crops_without_tracking": detected,

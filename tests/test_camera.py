@@ -24,8 +24,8 @@ def face(x: float, side: float = 100.0, score: float = 0.9) -> DetectedFace:
 def test_one_person_walking_past_is_one_track_with_few_crops():
     tracker = FaceTracker("CAM", max_sends=3, improvement=1.25)
     sent, tracks = 0, set()
-    for step in range(25):  # drifting right and growing, as someone approaching
-        [tracked] = tracker.update(step, [face(100 + 4 * step, side=80 + 3 * step)])
+    for step in range(25):  # one second at 25 frames/s, drifting right and growing, as someone approaching
+        [tracked] = tracker.update(40.0 * step, [face(100 + 4 * step, side=80 + 3 * step)])
         tracks.add(tracked.track_id)
         sent += tracked.send
     assert tracks == {"CAM-t1"}
@@ -33,12 +33,12 @@ def test_one_person_walking_past_is_one_track_with_few_crops():
 
 
 def test_two_people_side_by_side_are_two_tracks_and_a_new_arrival_a_third():
-    tracker = FaceTracker("CAM", max_missed=2)
+    tracker = FaceTracker("CAM", max_gap_ms=100)
     first = tracker.update(0, [face(50), face(400)])
-    again = tracker.update(1, [face(55), face(405)])
+    again = tracker.update(40, [face(55), face(405)])
     assert [t.track_id for t in first] == [t.track_id for t in again] and len({t.track_id for t in first}) == 2
     assert [t.send for t in first] == [True, True] and [t.send for t in again] == [False, False]
-    later = tracker.update(5, [face(55)])  # both tracks expired after two missed frames
+    later = tracker.update(200, [face(55)])  # both tracks ended: unseen for more than 100 ms
     assert later[0].track_id not in {t.track_id for t in first} and later[0].send
 
 

@@ -72,7 +72,7 @@ def test_enroll_identify_verify_and_camera_against_a_served_gateway(served, tmp_
                         "--jsonl", str(decisions))
     assert camera.returncode == 0, camera.stderr
     lines = [line for line in camera.stdout.splitlines() if line.startswith("[")]
-    assert lines[0].startswith("[00:00:00.000] frame     0 face 1  MATCH") and nik_for(0) in lines[0]
+    assert lines[0].startswith("[00:00:00.000] frame     0 face 1 GATE-7-t1  MATCH") and nik_for(0) in lines[0]
     records = [json.loads(line) for line in decisions.read_text().splitlines()]
     first_faces = [(r["frame"], r["decision"], r["nik"]) for r in records if r["face"] == 1]
     assert first_faces == [(0, "MATCH", nik_for(0)), (1, "NO_MATCH", ""), (2, "MATCH", nik_for(2))]

@@ -32,6 +32,7 @@ def test_services_and_methods_are_exactly_the_contract():
         "Identify": ("IdentifyRequest", "IdentifyResponse", False, False),
         "IdentifyStream": ("IdentifyRequest", "IdentifyResponse", True, True),
         "Verify": ("VerifyRequest", "VerifyResponse", False, False),
+        "WatchDecisions": ("WatchDecisionsRequest", "DecisionEvent", False, True),
     }
     assert methods(gallery_pb2, "Gallery") == {
         "Enroll": ("EnrollRequest", "EnrollResponse", False, False),
@@ -49,7 +50,8 @@ def test_fixed_fields_keep_their_numbers():
     assert face_pb2.CropKind.Value("CROP_KIND_UNSPECIFIED") == 0
     assert {"ALIGNED", "LOOSE"} <= set(face_pb2.CropKind.keys())
     assert {"MATCH", "NO_MATCH", "NO_FACE", "REJECTED"} <= set(face_pb2.Decision.keys())
-    assert fields(recognition_pb2.IdentifyRequest) == {"request_id": 1, "camera_id": 2, "face": 3, "top_k": 4}
+    assert fields(recognition_pb2.IdentifyRequest) == {"request_id": 1, "camera_id": 2, "face": 3, "top_k": 4,
+                                                      "track_id": 5}
     assert {"request_id": 1, "candidates": 2, "decision": 3, "threshold": 4}.items() <= fields(
         recognition_pb2.IdentifyResponse).items()
     assert fields(recognition_pb2.Candidate) == {"nik": 1, "score": 2}

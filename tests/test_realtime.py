@@ -72,7 +72,7 @@ def test_256_camera_streams_at_once_with_bounded_memory(engine, tmp_path, aligne
 
 
 def test_overload_answers_overloaded_quickly_and_everything_else_right(engine, tmp_path, aligned):
-    with serving(engine, tmp_path / "g", queue_size=4, batch_size=4, streams_per_client=0, rate_limit=0) as client:
+    with serving(engine, tmp_path / "g", queue_size=PEOPLE, batch_size=4, streams_per_client=0, rate_limit=0) as client:
         enrol(client)
 
         def camera(number: int) -> list[tuple[float, recognition_pb2.IdentifyResponse]]:
@@ -85,7 +85,7 @@ def test_overload_answers_overloaded_quickly_and_everything_else_right(engine, t
             results = [row for rows in pool.map(camera, range(24)) for row in rows]
     decisions = [answer.decision for _, answer in results]
     assert len(results) == 24 * 12
-    assert face_pb2.OVERLOADED in decisions, "a queue of 4 under 24 cameras should have refused some crops"
+    assert face_pb2.OVERLOADED in decisions, "a queue of 8 under 24 cameras should have refused some crops"
     assert set(decisions) <= {face_pb2.MATCH, face_pb2.OVERLOADED}
     for _, answer in results:
         if answer.decision == face_pb2.MATCH:

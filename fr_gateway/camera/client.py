@@ -88,35 +88,52 @@ class CameraClient:
         self._max_backoff_s = max_backoff_s
         self._give_up_after_s = give_up_after_s
         self._pending: dict[str, _Pending] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # pending
+        self._frame_lock = threading.Lock()  # taking a frame and registering its crops
+        self._generation = 0
         self._stats = StreamStats()
 
     def _tracked(self, frame: Frame) -> list[TrackedFace]:
         faces = self._detector.detect(frame.image)
         if self._tracker is None:
             return [TrackedFace(face, "", True) for face in faces]
-        return self._tracker.update(frame.index, faces)
+        return self._tracker.update(frame.time_ms, faces)
 
     def _requests(self, frames: Iterator[Frame]) -> Iterator[recognition_pb2.IdentifyRequest]:
-        """First the crops a broken stream left unanswered, then the next frames' crops."""
-        with self._lock:
+        """First the crops a broken stream left unanswered, then the next frames' crops. Each stream gets its own
+        generation: a frame is taken and its crops registered under one lock, so a new stream waits for the
+        frame an old one was in the middle of, resends its crops, and the old stream's generator stops."""
+        with self._frame_lock, self._lock:
+            self._generation += 1
+            generation = self._generation
             unanswered = [pending.request for pending in self._pending.values()]
         yield from unanswered
-        for frame in frames:
-            self._stats.frames += 1
-            for number, tracked in enumerate(self._tracked(frame), start=1):
-                self._stats.faces += 1
-                if not tracked.send:
-                    continue
-                request = recognition_pb2.IdentifyRequest(
-                    request_id=f"{self._camera_id}-{frame.index}-{number}", camera_id=self._camera_id,
-                    top_k=self._top_k, track_id=tracked.track_id,
-                    face=face_pb2.Face(image=encode_jpeg(align(frame.image, tracked.face)), kind=face_pb2.ALIGNED))
-                with self._lock:
-                    self._pending[request.request_id] = _Pending(frame, number, tuple(int(v) for v in tracked.face.box),
-                                                                 request)
-                self._stats.sent += 1
-                yield request
+        while True:
+            with self._frame_lock:
+                frame = next(frames, None) if generation == self._generation else None
+                if frame is None:
+                    return
+                requests = self._crops(frame)
+            yield from requests
+
+    def _crops(self, frame: Frame) -> list[recognition_pb2.IdentifyRequest]:
+        """The crops of one frame that go to the gateway, registered as pending."""
+        self._stats.frames += 1
+        requests = []
+        for number, tracked in enumerate(self._tracked(frame), start=1):
+            self._stats.faces += 1
+            if not tracked.send:
+                continue
+            request = recognition_pb2.IdentifyRequest(
+                request_id=f"{self._camera_id}-{frame.index}-{number}", camera_id=self._camera_id,
+                top_k=self._top_k, track_id=tracked.track_id,
+                face=face_pb2.Face(image=encode_jpeg(align(frame.image, tracked.face)), kind=face_pb2.ALIGNED))
+            with self._lock:
+                self._pending[request.request_id] = _Pending(frame, number, tuple(int(v) for v in tracked.face.box),
+                                                             request)
+            self._stats.sent += 1
+            requests.append(request)
+        return requests
 
     def _report(self, response: recognition_pb2.IdentifyResponse,
                 on_decision: Callable[[DecisionRecord], None]) -> None:

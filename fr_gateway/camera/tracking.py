@@ -1,7 +1,8 @@
 """Face tracks across frames by box overlap (IoU), so a person walking past costs a few embeddings: a track sends
-its first crop at once, then a clearly better one a few times at most, and one again every `refresh_frames`
-while it lasts, so that a track which passed from one person to the next (a queue at a gate) is re-identified
-within that time. A track ends when its face is missing for more than `max_missed` frames."""
+its first crop at once, then a clearly better one a few times at most, and one again every `refresh_ms` while
+it lasts, so that a track which passed from one person to the next (a queue at a gate) is re-identified within
+that time. A track ends when its face is missing for more than `max_gap_ms`: overlap means the same person only
+between frames close in time, so a folder of snapshots a second apart makes a new track of every face."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ def quality(face: DetectedFace) -> float:
 class Track:
     track_id: str
     box: tuple[float, ...]
-    last_seen: int
+    last_seen: float
     best_sent: float = 0.0
     sends: int = 0
-    last_sent: int = 0
+    last_sent: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,21 +43,21 @@ class TrackedFace:
 
 
 class FaceTracker:
-    """`update(frame, faces)` matches faces to live tracks greedily by IoU and says which crops to send."""
+    """`update(time_ms, faces)` matches faces to live tracks greedily by IoU and says which crops to send."""
 
-    def __init__(self, camera_id: str, min_iou: float = 0.3, max_missed: int = 3, max_sends: int = 3,
-                 improvement: float = 1.25, refresh_frames: int = 25) -> None:
+    def __init__(self, camera_id: str, min_iou: float = 0.3, max_gap_ms: float = 300.0, max_sends: int = 3,
+                 improvement: float = 1.25, refresh_ms: float = 1000.0) -> None:
         self._camera_id = camera_id
         self._min_iou = min_iou
-        self._max_missed = max_missed
+        self._max_gap_ms = max_gap_ms
         self._max_sends = max_sends
         self._improvement = improvement
-        self._refresh_frames = refresh_frames
+        self._refresh_ms = refresh_ms
         self._tracks: list[Track] = []
         self._numbers = itertools.count(1)
 
-    def update(self, frame: int, faces: list[DetectedFace]) -> list[TrackedFace]:
-        self._tracks = [t for t in self._tracks if frame - t.last_seen <= self._max_missed]
+    def update(self, time_ms: float, faces: list[DetectedFace]) -> list[TrackedFace]:
+        self._tracks = [t for t in self._tracks if time_ms - t.last_seen <= self._max_gap_ms]
         pairs = sorted(((iou(t.box, f.box), ti, fi) for ti, t in enumerate(self._tracks)
                         for fi, f in enumerate(faces)), reverse=True)
         matched: dict[int, Track] = {}
@@ -71,13 +72,13 @@ class FaceTracker:
         for fi, face in enumerate(faces):
             track = matched.get(fi)
             if track is None:
-                track = Track(f"{self._camera_id}-t{next(self._numbers)}", face.box, frame)
+                track = Track(f"{self._camera_id}-t{next(self._numbers)}", face.box, time_ms)
                 self._tracks.append(track)
-            track.box, track.last_seen = face.box, frame
+            track.box, track.last_seen = face.box, time_ms
             score = quality(face)
             better = track.sends < self._max_sends and score > track.best_sent * self._improvement
-            send = track.sends == 0 or better or frame - track.last_sent >= self._refresh_frames
+            send = track.sends == 0 or better or time_ms - track.last_sent >= self._refresh_ms
             if send:
-                track.best_sent, track.sends, track.last_sent = max(score, track.best_sent), track.sends + 1, frame
+                track.best_sent, track.sends, track.last_sent = max(score, track.best_sent), track.sends + 1, time_ms
             out.append(TrackedFace(face, track.track_id, send))
         return out
