@@ -36,7 +36,8 @@ class Subscription:
         with self._ready:
             if not self._ready.wait_for(lambda: self._events, timeout):
                 return None
-            event = self._events.popleft()
+            event = recognition_pb2.DecisionEvent()
+            event.CopyFrom(self._events.popleft())  # every subscriber shares the published event: mark a copy
             event.dropped_before, self._dropped = self._dropped, 0
             return event
 
@@ -46,6 +47,11 @@ class DecisionHub:
         self._capacity = capacity
         self._subscriptions: set[Subscription] = set()
         self._lock = threading.Lock()
+
+    @property
+    def watched(self) -> bool:
+        """Someone subscribes: only then is an event worth building."""
+        return bool(self._subscriptions)
 
     def publish(self, event: recognition_pb2.DecisionEvent) -> None:
         with self._lock:

@@ -214,15 +214,23 @@ class Guard(grpc.ServerInterceptor):
             self.refuse(context, caller, method, Refused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, f"{caller.identity} has too many open streams"), started)
 
+    def _enter(self, request, context: grpc.ServicerContext, method: str, request_streaming: bool,
+               streaming: bool, decode: Callable | None) -> tuple[Caller, object]:
+        """What every call does first: admit the caller, parse its message (or meter its stream of them), and
+        take a stream slot when it is a stream."""
+        started = time.perf_counter()
+        caller = self._admit(context, method, started)
+        if not request_streaming:
+            request = self._decoded(decode, request, caller, context, method)
+        if streaming:
+            self._enter_stream(context, caller, method, started)
+        if request_streaming:
+            request = self._metered(decode, request, caller, context, method)
+        return caller, request
+
     def _unary(self, behaviour: Callable, method: str, request_streaming: bool, decode: Callable | None) -> Callable:
         def run(request, context):
-            started = time.perf_counter()
-            caller = self._admit(context, method, started)
-            if request_streaming:
-                self._enter_stream(context, caller, method, started)
-                request = self._metered(decode, request, caller, context, method)
-            else:
-                request = self._decoded(decode, request, caller, context, method)
+            caller, request = self._enter(request, context, method, request_streaming, request_streaming, decode)
             token = _current_caller.set(caller)
             try:
                 return behaviour(request, context)
@@ -235,13 +243,7 @@ class Guard(grpc.ServerInterceptor):
     def _streaming(self, behaviour: Callable, method: str, request_streaming: bool,
                    decode: Callable | None) -> Callable:
         def run(request, context):
-            started = time.perf_counter()
-            caller = self._admit(context, method, started)
-            if not request_streaming:
-                request = self._decoded(decode, request, caller, context, method)
-            self._enter_stream(context, caller, method, started)
-            if request_streaming:
-                request = self._metered(decode, request, caller, context, method)
+            caller, request = self._enter(request, context, method, request_streaming, True, decode)
             token = _current_caller.set(caller)
             try:
                 yield from behaviour(request, context)

@@ -113,10 +113,11 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
             threshold=result.threshold), request_id=response.request_id, camera_id=request.camera_id,
             started=started)
-        self._hub.publish(recognition_pb2.DecisionEvent(
-            time=utc_now(), camera_id=response.camera_id, track_id=response.track_id,
-            request_id=response.request_id, decision=response.decision, candidates=response.candidates,
-            threshold=response.threshold))
+        if self._hub.watched:
+            self._hub.publish(recognition_pb2.DecisionEvent(
+                time=utc_now(), camera_id=response.camera_id, track_id=response.track_id,
+                request_id=response.request_id, decision=response.decision, candidates=response.candidates,
+                threshold=response.threshold))
         return result, response
 
     def Identify(self, request, context):
