@@ -61,6 +61,8 @@ class Settings:
     queue_size: int = 512
     # gRPC server: the most concurrent calls (an open camera stream holds one); more answer RESOURCE_EXHAUSTED
     workers: int = 512
+    # crops of one IdentifyStream identified side by side (answers still leave in order)
+    stream_window: int = 8
     # Prometheus metrics (HOST:PORT, served at /metrics); empty switches them off
     metrics_listen: str = "127.0.0.1:9464"
     # mutual TLS (see `fr-gateway certs init`): the server's certificate and key, and the CA clients must chain to

@@ -16,10 +16,10 @@ REQUESTS = Counter("frgateway_requests", "Audited operations, by RPC (or refused
                    ["operation", "decision"])
 STAGE_SECONDS = Histogram("frgateway_stage_seconds", "Time spent per request-path stage", ["stage"],
                           buckets=_STAGE_BUCKETS)
-EMBED_BATCH = Histogram("frgateway_embed_batch_size", "Crops per recogniser batch",
-                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+BATCH_SIZE = Histogram("frgateway_batch_size", "Items per micro-batch, by stage (embed, search)", ["stage"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 FACES_EMBEDDED = Counter("frgateway_faces_embedded", "Faces through the recogniser (rate() gives faces/s)")
-QUEUE_DEPTH = Gauge("frgateway_embed_queue_depth", "Crops waiting for the recogniser")
+QUEUE_DEPTH = Gauge("frgateway_queue_depth", "Items waiting for a micro-batching stage", ["stage"])
 OPEN_STREAMS = Gauge("frgateway_open_streams", "Streaming calls open now")
 RUNTIME = Info("frgateway_runtime", "Models and the ONNX Runtime execution provider in use")
 

@@ -14,15 +14,15 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
+from fr_gateway.batching import MicroBatcher, Overloaded
 from fr_gateway.config import Settings, key_file_for
 from fr_gateway.decision import Decision, decide, decision_for
-from fr_gateway.faces.batching import EmbeddingBatcher, Overloaded
 from fr_gateway.faces.crops import CropKind, FaceCropper
 from fr_gateway.faces.engine import FaceEngine, build_cropper, resolve_thresholds
 from fr_gateway.faces.models import Thresholds
 from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
-from fr_gateway.metrics import timed
+from fr_gateway.metrics import FACES_EMBEDDED
 from fr_gateway.reasons import Problem, Reason
 from fr_gateway.search.faiss_index import INDEX_CLASSES, Candidate, FaissIndex, IndexSpec
 from fr_gateway.search.snapshot import load_snapshot, save_snapshot
@@ -30,7 +30,8 @@ from fr_gateway.security.keys import KeyRing
 
 log = logging.getLogger(__name__)
 
-EMBED_TIMEOUT_S = 30.0
+STAGE_TIMEOUT_S = 30.0
+SEARCH_BATCH = 64  # queries searched together: FAISS and the re-rank's one store read amortise over them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +85,27 @@ class EnrollResult:
         return "UNCHANGED" if self.unchanged else "REPLACED" if self.replaced else "ENROLLED"
 
 
+@dataclasses.dataclass(frozen=True)
+class Batching:
+    """The micro-batching stages' knobs: the recogniser's batch size and wait, and the queue bound of each."""
+
+    batch_size: int = 32
+    wait_ms: float = 2.0
+    queue_size: int = 512
+
+
 class GatewayService:
-    def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batcher: EmbeddingBatcher,
+    """Crops run on the request's thread; embedding and search each run on one worker thread of their own that
+    takes whatever the concurrent requests have queued, so the recogniser and FAISS see batches."""
+
+    def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batching: Batching,
                  store: TemplateStore, keys: KeyRing, spec: IndexSpec, default_top_k: int, max_top_k: int) -> None:
         self.engine = engine
         self.cropper = cropper
         self.thresholds = thresholds
-        self._batcher = batcher
+        self._embedder = MicroBatcher("embed", self._embed_batch, batching.batch_size, batching.wait_ms,
+                                      batching.queue_size)
+        self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size)
         self._store = store
         self._keys = keys
         self._spec = spec
@@ -102,16 +117,16 @@ class GatewayService:
 
     @classmethod
     def open(cls, settings: Settings, engine: FaceEngine, load_index: bool = True) -> GatewayService:
-        """Open (or create) the gallery's store, refusing another model's gallery, start the embedding
-        micro-batcher and, unless the caller does it later (a server reporting NOT_SERVING meanwhile), load
+        """Open (or create) the gallery's store, refusing another model's gallery, start the micro-batching
+        stages and, unless the caller does it later (a server reporting NOT_SERVING meanwhile), load
         the index."""
         keys = KeyRing.load(key_file_for(settings))
         store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
-        batcher = EmbeddingBatcher(engine.embedder, settings.batch_size, settings.batch_wait_ms, settings.queue_size)
+        batching = Batching(settings.batch_size, settings.batch_wait_ms, settings.queue_size)
         spec = IndexSpec(kind=settings.index_kind, nlist=settings.ivf_lists, nprobe=settings.ivf_nprobe,
                          rerank=settings.rerank, ef_search=settings.hnsw_ef_search)
         service = cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
-                      batcher, store, keys, spec, settings.top_k, settings.max_top_k)
+                      batching, store, keys, spec, settings.top_k, settings.max_top_k)
         if load_index:
             service.load_index()
         return service
@@ -159,11 +174,12 @@ class GatewayService:
             save_snapshot(self._index.to_bytes(), self._store.directory, header, self._keys)
 
     def close(self) -> None:
-        """Stop embedding, save the index for a fast next start, close the store; once."""
+        """Stop the stages, save the index for a fast next start, close the store; once."""
         if self._closed:
             return
         self._closed = True
-        self._batcher.close()
+        self._embedder.close()
+        self._searcher.close()
         if self.ready:
             self.save_index()
         self._store.close()
@@ -177,18 +193,33 @@ class GatewayService:
         """The store's version: it grows with every enrolment or erasure, so an audit record pins the gallery."""
         return self._store.version
 
-    def _embed(self, crops: list[np.ndarray], deadline: float | None = None) -> list[np.ndarray]:
-        """Embed crops together through the micro-batcher; a saturated gateway is a Problem like any other.
-        Past the caller's deadline (time.monotonic()) the queued crops are withdrawn: nobody waits for them."""
-        wait = EMBED_TIMEOUT_S if deadline is None else max(0.0, min(EMBED_TIMEOUT_S, deadline - time.monotonic()))
+    def _embed_batch(self, crops: list[np.ndarray]) -> np.ndarray:
+        templates = self.engine.embedder.embed(crops)
+        FACES_EMBEDDED.inc(len(crops))
+        return templates
+
+    def _search_batch(self, queries: list[tuple[np.ndarray, int]]) -> list[list[Candidate]]:
+        """One index search for every queued query, as deep as the deepest asked."""
+        found = self._index.search_many(np.stack([template for template, _ in queries]),
+                                        max(top_k for _, top_k in queries))
+        return [candidates[:top_k] for candidates, (_, top_k) in zip(found, queries, strict=True)]
+
+    @staticmethod
+    def _through(stage: MicroBatcher, items: list, deadline: float | None) -> list:
+        """Pass items through a micro-batching stage; a saturated gateway is a Problem like any other. Past the
+        caller's deadline (time.monotonic()) the queued items are withdrawn: nobody waits for them."""
+        wait = STAGE_TIMEOUT_S if deadline is None else max(0.0, min(STAGE_TIMEOUT_S, deadline - time.monotonic()))
         pending = []
         try:
-            pending = [self._batcher.submit(crop) for crop in crops]
+            pending = [stage.submit(item) for item in items]
             return [future.result(wait) for future in pending]
         except (Overloaded, FutureTimeout) as exc:
             for future in pending:
                 future.cancel()
-            raise Problem(Reason.GATEWAY_OVERLOADED, str(exc) or "no recogniser time before the deadline") from exc
+            raise Problem(Reason.GATEWAY_OVERLOADED, str(exc) or "no time left before the deadline") from exc
+
+    def _embed(self, crops: list[np.ndarray], deadline: float | None = None) -> list[np.ndarray]:
+        return self._through(self._embedder, crops, deadline)
 
     def _templates(self, *faces: FaceInput, deadline: float | None = None) -> list[np.ndarray]:
         """Crop and gate every face, then embed them together; every failure is a Problem."""
@@ -206,11 +237,10 @@ class GatewayService:
             if top_k > self._max_top_k:
                 raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
             [template] = self._templates(face, deadline=deadline)
+            [candidates] = self._through(self._searcher, [(template, top_k or self._default_top_k)], deadline)
         except Problem as problem:
             return IdentifyResult(decision_for(problem.reason), threshold, self.gallery_size,
                                   reason=problem.reason, detail=problem.detail)
-        with timed("search"):
-            candidates = self._index.search(template, top_k or self._default_top_k)
         best = candidates[0].score if candidates else None
         return IdentifyResult(decide(best, threshold), threshold, self.gallery_size, candidates)
 

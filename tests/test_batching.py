@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import ENROLLED, photos
 
-from fr_gateway.faces.batching import EmbeddingBatcher, Overloaded
+from fr_gateway.batching import MicroBatcher, Overloaded
 from fr_gateway.faces.detector import align
 
 
@@ -27,10 +27,10 @@ def crops(engine):
 def test_batched_templates_equal_direct_ones(engine, crops):
     direct = engine.embedder.embed(crops)
     assert np.allclose(np.linalg.norm(direct, axis=1), 1.0, atol=1e-5)
-    batcher = EmbeddingBatcher(engine.embedder, batch_size=4, wait_ms=20, queue_size=64)
+    batcher = MicroBatcher("embed", engine.embedder.embed, batch_size=4, wait_ms=20, queue_size=64)
     try:
         with ThreadPoolExecutor(8) as pool:
-            batched = list(pool.map(batcher.embed, crops))
+            batched = list(pool.map(batcher.run, crops))
     finally:
         batcher.close()
     assert np.allclose(np.stack(batched), direct, atol=1e-4)
@@ -41,7 +41,6 @@ class GatedEmbedder:
 
     def __init__(self, embedder) -> None:
         self._embedder = embedder
-        self.dim = embedder.dim
         self.gate = threading.Event()
 
     def embed(self, batch):
@@ -51,7 +50,7 @@ class GatedEmbedder:
 
 def test_full_queue_raises_overloaded_and_recovers(engine, crops):
     gated = GatedEmbedder(engine.embedder)
-    batcher = EmbeddingBatcher(gated, batch_size=1, wait_ms=0, queue_size=2)
+    batcher = MicroBatcher("embed", gated.embed, batch_size=1, wait_ms=0, queue_size=2)
     try:
         accepted = [batcher.submit(crops[0])]  # taken by the worker, held at the gate
         for _ in range(500):  # until the worker has taken it off the queue
@@ -63,7 +62,7 @@ def test_full_queue_raises_overloaded_and_recovers(engine, crops):
             batcher.submit(crops[3])
         gated.gate.set()
         assert all(f.result(10).shape == (engine.embedder.dim,) for f in accepted)
-        assert batcher.embed(crops[3], timeout=10).shape == (engine.embedder.dim,)
+        assert batcher.run(crops[3], timeout=10).shape == (engine.embedder.dim,)
     finally:
         gated.gate.set()
         batcher.close()

@@ -17,6 +17,7 @@ import grpc
 import pytest
 from conftest import ENROLLED, Client, engine_settings, nik_for, photos, serving
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2
 from fr_gateway.faces.detector import align
@@ -92,6 +93,31 @@ def test_overload_answers_overloaded_quickly_and_everything_else_right(engine, t
             assert answer.candidates[0].nik == nik_for(int(answer.camera_id[4:]) % PEOPLE)
 
 
+def embed_batches() -> tuple[float, float]:
+    """Crops embedded and recogniser batches run so far in this process (the metrics registry is global)."""
+    return (REGISTRY.get_sample_value("frgateway_batch_size_sum", {"stage": "embed"}) or 0.0,
+            REGISTRY.get_sample_value("frgateway_batch_size_count", {"stage": "embed"}) or 0.0)
+
+
+def test_one_cameras_burst_is_embedded_in_batches_and_answered_in_order(engine, tmp_path, aligned):
+    """A stream's crops are worked on side by side (up to stream_window), so one camera's burst reaches the
+    recogniser in batches; with a window of one, every crop is a batch of its own. Answers keep their order."""
+    burst = [request(aligned, n % PEOPLE, n) for n in range(24)]
+    per_batch = {}
+    for window in (1, 8):
+        with serving(engine, tmp_path / f"w{window}", stream_window=window, batch_wait_ms=20) as client:
+            enrol(client)
+            crops, batches = embed_batches()
+            answers = list(client.recognition.IdentifyStream(iter(burst), timeout=120))
+            after_crops, after_batches = embed_batches()
+        assert [a.track_id for a in answers] == [r.track_id for r in burst]
+        assert all(a.decision == face_pb2.MATCH and a.candidates[0].nik == nik_for(n % PEOPLE)
+                   for n, a in enumerate(answers))
+        per_batch[window] = (after_crops - crops) / (after_batches - batches)
+    assert per_batch[1] == 1.0
+    assert per_batch[8] > 2.0, per_batch
+
+
 def test_a_command_center_watches_match_decisions_of_its_cameras(engine, tmp_path, aligned):
     with serving(engine, tmp_path / "g") as client:
         enrol(client)
@@ -104,7 +130,8 @@ def test_a_command_center_watches_match_decisions_of_its_cameras(engine, tmp_pat
         first, second = next(watch), next(watch)
         watch.cancel()
     assert [e.camera_id for e in (first, second)] == ["CAM-001", "CAM-001"]
-    assert [e.track_id for e in (first, second)] == ["t0", "t7"]  # CAM-002 and the INVALID junk are filtered
+    # as each decision is made (a stream's crops run side by side); CAM-002 and the INVALID junk are filtered
+    assert sorted(e.track_id for e in (first, second)) == ["t0", "t7"]
     assert all(e.decision == face_pb2.MATCH and e.candidates[0].nik == nik_for(1) for e in (first, second))
     assert first.time.endswith("Z") and first.dropped_before == 0
 

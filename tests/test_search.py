@@ -84,6 +84,19 @@ def test_ivfpq_scores_are_exact_after_re_ranking(gallery):
     assert best.score == pytest.approx(float(probes[9] @ templates[9]), abs=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivfpq", "hnsw"])
+def test_a_batch_of_queries_finds_what_each_finds_alone(gallery, kind):
+    """The gateway searches whatever concurrent requests have queued in one call (ivfpq re-ranks the union
+    of their shortlists in one store read): each query's answer must not depend on its batch."""
+    niks, templates, probes = gallery
+    index = build(kind, niks, templates)
+    together = index.search_many(probes[:40], 5)
+    for probe, found in zip(probes[:40], together, strict=True):
+        alone = index.search(probe, 5)
+        assert [c.nik for c in found] == [c.nik for c in alone]
+        assert [c.score for c in found] == pytest.approx([c.score for c in alone], abs=1e-5)
+
+
 def test_auto_kind_follows_gallery_size():
     spec = IndexSpec()
     assert spec.resolve(10) == "flat" and spec.resolve(1_000_000) == "flat"

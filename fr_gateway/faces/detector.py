@@ -54,6 +54,11 @@ class FaceDetector:
         self._max_side = max_side
         self._lock = threading.Lock()
 
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The model's session, for timing the model alone."""
+        return self._scrfd.session
+
     def _input_side(self, height: int, width: int) -> int:
         """Small images are searched at their own size (cheaper), large ones scaled down to max_side."""
         side = math.ceil(max(height, width) / STRIDE) * STRIDE

@@ -105,6 +105,7 @@ class TemplateStore:
         self._db.execute("PRAGMA synchronous=FULL")
         with self._transaction():
             self._open_schema(model_fingerprint, model_name)
+        self._version = self._read_version()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -116,6 +117,7 @@ class TemplateStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        self._version = self._read_version()
 
     def _open_schema(self, fingerprint: str, name: str) -> None:
         """Create a new gallery for this model, or check and migrate an existing one."""
@@ -149,10 +151,13 @@ class TemplateStore:
     def _bump_version(self) -> None:
         self._db.execute("UPDATE gallery_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'store_version'")
 
+    def _read_version(self) -> int:
+        return int(self._db.execute("SELECT value FROM gallery_meta WHERE key = 'store_version'").fetchone()[0])
+
     @property
     def version(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT value FROM gallery_meta WHERE key = 'store_version'").fetchone()[0])
+        """Kept in memory (refreshed by every commit), because every audit record asks for it."""
+        return self._version
 
     def upsert_many(self, enrolments: Iterable[Enrolment]) -> list[bool]:
         """Store or replace templates in one transaction; True for each that replaced one (whose enrolment
@@ -182,16 +187,15 @@ class TemplateStore:
                 self._bump_version()
         return removed
 
-    def _open(self, nik: str, kid: str, sealed: bytes, model: str) -> tuple[np.ndarray, dict[str, str]]:
-        payload = self._keys.open(kid, sealed, _context(nik, model))
-        cut = self.dim * 4
-        return np.frombuffer(payload[:cut], dtype=np.float32), json.loads(payload[cut:])
+    def _template(self, nik: str, kid: str, sealed: bytes, model: str) -> np.ndarray:
+        """The template alone: the hot path of re-ranking leaves the attributes unparsed."""
+        return np.frombuffer(self._keys.open(kid, sealed, _context(nik, model))[:self.dim * 4], dtype=np.float32)
 
     def get(self, nik: str) -> np.ndarray | None:
         with self._lock:
             row = self._db.execute("SELECT sealed, key_id, model_sha256 FROM templates WHERE nik = ?",
                                    (nik,)).fetchone()
-        return None if row is None else self._open(nik, row[1], row[0], row[2])[0]
+        return None if row is None else self._template(nik, row[1], row[0], row[2])
 
     def get_many(self, niks: Iterable[str]) -> dict[str, np.ndarray]:
         """Templates of the NIKs that exist, for exact re-ranking of a shortlist."""
@@ -200,13 +204,15 @@ class TemplateStore:
         with self._lock:
             rows = self._db.execute(f"SELECT nik, sealed, key_id, model_sha256 FROM templates WHERE nik IN ({marks})",
                                     wanted).fetchall()
-        return {nik: self._open(nik, kid, sealed, model)[0] for nik, sealed, kid, model in rows}
+        return {nik: self._template(nik, kid, sealed, model) for nik, sealed, kid, model in rows}
 
     def attributes(self, nik: str) -> dict[str, str] | None:
         with self._lock:
             row = self._db.execute("SELECT sealed, key_id, model_sha256 FROM templates WHERE nik = ?",
                                    (nik,)).fetchone()
-        return None if row is None else self._open(nik, row[1], row[0], row[2])[1]
+        if row is None:
+            return None
+        return json.loads(self._keys.open(row[1], row[0], _context(nik, row[2]))[self.dim * 4:])
 
     def source_of(self, nik: str) -> str | None:
         """SHA-256 of the photo the NIK's template came from, for resuming an enrolment run."""
@@ -223,7 +229,7 @@ class TemplateStore:
                                         "ORDER BY nik LIMIT ?", (after, chunk)).fetchall()
             if not rows:
                 return
-            yield [r[0] for r in rows], np.stack([self._open(nik, kid, sealed, model)[0]
+            yield [r[0] for r in rows], np.stack([self._template(nik, kid, sealed, model)
                                                   for nik, sealed, kid, model in rows])
             after = rows[-1][0]
 

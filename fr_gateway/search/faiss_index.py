@@ -198,11 +198,13 @@ class IvfPqIndex(FaissIndex):
         if self._exact is None:
             return [shortlist[:top_k] for shortlist in shortlists]
         queries = _matrix(templates, self.dim)
+        exact = self._exact(list({c.nik for shortlist in shortlists for c in shortlist}))  # one store read
         ranked = []
         for query, shortlist in zip(queries, shortlists, strict=True):
-            exact = self._exact([c.nik for c in shortlist])
-            scored = [Candidate(nik, float(np.dot(query, vector))) for nik, vector in exact.items()]
-            ranked.append(sorted(scored, key=lambda c: -c.score)[:top_k])
+            niks = [c.nik for c in shortlist if c.nik in exact]
+            scores = np.stack([exact[nik] for nik in niks]) @ query if niks else np.empty(0, dtype=np.float32)
+            order = np.argsort(-scores, kind="stable")[:top_k]
+            ranked.append([Candidate(niks[i], float(scores[i])) for i in order])
         return ranked
 
 

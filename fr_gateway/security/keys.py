@@ -46,6 +46,7 @@ class KeyRing:
         if active not in keys:
             raise KeyRingError(f"active key {active} is not in the key ring")
         self._keys = keys
+        self._ciphers: dict[str, AESGCM] = {}
         self.active = active
         self.path = path
 
@@ -110,6 +111,7 @@ class KeyRing:
         if kid == self.active:
             raise KeyRingError("the active key cannot be retired")
         self._keys.pop(kid, None)
+        self._ciphers.pop(kid, None)
 
     @property
     def ids(self) -> list[str]:
@@ -118,10 +120,17 @@ class KeyRing:
     def seal(self, plaintext: bytes, context: bytes) -> tuple[str, bytes]:
         """Encrypt with the active key; `context` is authenticated, so a record moved elsewhere fails to open."""
         nonce = secrets.token_bytes(NONCE_BYTES)
-        return self.active, nonce + AESGCM(self._keys[self.active]).encrypt(nonce, plaintext, context)
+        return self.active, nonce + self._cipher(self.active).encrypt(nonce, plaintext, context)
 
     def open(self, kid: str, sealed: bytes, context: bytes) -> bytes:
-        key = self._keys.get(kid)
-        if key is None:
-            raise KeyRingError(f"record sealed with key {kid}, which is not in the key ring")
-        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
+        return self._cipher(kid).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
+
+    def _cipher(self, kid: str) -> AESGCM:
+        """Each key's cipher is set up once: a search opens a hundred records."""
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
+            key = self._keys.get(kid)
+            if key is None:
+                raise KeyRingError(f"record sealed with key {kid}, which is not in the key ring")
+            cipher = self._ciphers[kid] = AESGCM(key)
+        return cipher

@@ -1,4 +1,4 @@
-"""Assemble and run the gateway: models, gallery, micro-batcher, audit log, the guard, the two services,
+"""Assemble and run the gateway: models, gallery, micro-batching stages, audit log, the guard, the two services,
 health and reflection, on a mutual-TLS port (or a plaintext one when asked)."""
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ class Gateway:
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             options=limits, maximum_concurrent_rpcs=settings.workers, interceptors=[guard],
         )
-        recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions)
+        # the crops of streams, side by side; threads start only as the load needs them
+        self._crops = futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="crop")
+        recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self._crops,
+                                          settings.stream_window)
         recognition_pb2_grpc.add_RecognitionServicer_to_server(recognition, self._server)
         gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service, self.trail), self._server)
         self._health = health.HealthServicer()
@@ -112,6 +115,7 @@ class Gateway:
         """Refuse new calls, let running ones finish, then close the embedder, the store and the audit log."""
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        self._crops.shutdown()
         self.service.close()
         self.trail.close()
         if self._metrics:

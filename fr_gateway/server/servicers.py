@@ -4,11 +4,15 @@ with a decision and go on."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import queue
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 
 import grpc
 
@@ -68,11 +72,16 @@ def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: str, ou
 
 
 class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
-    def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard, hub: DecisionHub) -> None:
+    """`pool` runs the crops of streams side by side, up to `stream_window` crops of one stream at a time."""
+
+    def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard, hub: DecisionHub, pool: Executor,
+                 stream_window: int) -> None:
         self._service = service
         self._trail = trail
         self._guard = guard
         self._hub = hub
+        self._pool = pool
+        self._window = max(1, stream_window)
 
     def _check_camera(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
                       started: float) -> None:
@@ -126,8 +135,38 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         return response
 
     def IdentifyStream(self, request_iterator, context) -> Iterator[recognition_pb2.IdentifyResponse]:
-        for request in request_iterator:
-            yield self._identify(request, context, unary=False)[1]
+        """Up to `stream_window` crops of one stream are identified side by side, so a camera's burst of faces
+        reaches the recogniser as one batch; answers leave in the order the crops came. While the window is
+        full nothing more is read, and gRPC flow control holds the camera back."""
+        in_flight: queue.Queue[Future | BaseException | None] = queue.Queue()
+        window = threading.Semaphore(self._window)
+        ended = threading.Event()
+        caller_context = contextvars.copy_context()  # the guard's current caller, for the pool's threads
+
+        def read() -> None:
+            try:
+                for request in request_iterator:
+                    window.acquire()
+                    if ended.is_set():
+                        return
+                    in_flight.put(self._pool.submit(caller_context.copy().run, self._identify, request, context,
+                                                    False))
+            except BaseException as exc:  # a refusal (already aborted) or a broken stream ends the call
+                in_flight.put(exc)
+            else:
+                in_flight.put(None)
+
+        threading.Thread(target=read, name="stream-reader", daemon=True).start()
+        try:
+            while (item := in_flight.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                response = item.result()[1]
+                window.release()
+                yield response
+        finally:
+            ended.set()
+            window.release()  # a reader waiting for room sees the call has ended
 
     def WatchDecisions(self, request, context) -> Iterator[recognition_pb2.DecisionEvent]:
         with self._hub.subscribe(request) as subscription:
