@@ -1,0 +1,136 @@
+"""Run a labelled dataset through a gateway over gRPC, as cameras and verifiers reach it, and turn the answers
+into the error rates of `metrics`: enrol one image per identity (a KTP-el gallery has one photo), probe with
+the others (mated searches) and with every image of identities kept out of the gallery (non-mated
+searches), and score the dataset's pairs with Verify. Failures to enrol and to acquire are counted, never
+dropped."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+
+import grpc
+import numpy as np
+
+from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.evaluation.dataset import Dataset
+from fr_gateway.evaluation.metrics import MatedSearch, fnir_at_fpir, hit_rate, tar_at_far, ten_fold_accuracy
+from fr_gateway.gallery.nik import synthetic_nik
+
+FARS = (1e-2, 1e-3, 1e-4)
+FPIRS = (0.1, 0.01, 0.003)
+ACQUIRED = (face_pb2.MATCH, face_pb2.NO_MATCH)
+TOP_K = 100  # the most candidates a search may ask for: every enrolled identity's score, up to 100 of them
+
+
+@dataclasses.dataclass
+class Scores:
+    """What the gateway answered, reduced to scores; kept whole in the report so figures can be recomputed."""
+
+    genuine: list[float] = dataclasses.field(default_factory=list)  # probe vs its own enrolled template
+    impostor: list[float] = dataclasses.field(default_factory=list)  # probe vs another identity's template
+    mated: list[MatedSearch] = dataclasses.field(default_factory=list)
+    non_mated_top: list[float] = dataclasses.field(default_factory=list)
+    pair_scores: list[tuple[float, bool, int | None]] = dataclasses.field(default_factory=list)
+    failed_to_enrol: Counter[str] = dataclasses.field(default_factory=Counter)
+    failed_to_acquire: Counter[str] = dataclasses.field(default_factory=Counter)
+    pairs_failed: Counter[str] = dataclasses.field(default_factory=Counter)
+
+
+def enrol(gallery: gallery_pb2_grpc.GalleryStub, dataset: Dataset, enrolled: list[str], scores: Scores
+          ) -> dict[str, str]:
+    """Each enrolled identity's first image under a NIK of its own; returns NIK -> identity of those accepted."""
+    niks = {synthetic_nik(n): identity for n, identity in enumerate(enrolled)}
+    summary = gallery.EnrollStream(iter(
+        gallery_pb2.EnrollRequest(nik=nik, face=face_pb2.Face(image=dataset.identities[identity][0].read_bytes()))
+        for nik, identity in niks.items()), timeout=600)
+    for reject in summary.rejects:
+        scores.failed_to_enrol[face_pb2.Reason.Name(reject.reason)] += 1
+        niks.pop(reject.nik, None)
+    return niks
+
+
+def acquired(call: Callable, request, failures: Counter[str]):
+    """The answer when the gateway found and accepted the faces; else None, with the reason counted (a face
+    the gateway refuses is a failure to acquire, part of the result)."""
+    try:
+        answer = call(request, timeout=60)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        failures[error.details().split(":", 1)[0]] += 1
+        return None
+    if answer.decision not in ACQUIRED:
+        failures[face_pb2.Reason.Name(answer.reason)] += 1
+        return None
+    return answer
+
+
+def evaluate(channel: grpc.Channel, dataset: Dataset, leave_out_every: int = 3,
+             progress: Callable[[str], None] = lambda _: None) -> Scores:
+    """Every `leave_out_every`-th identity stays out of the gallery, for the non-mated searches. The gallery
+    behind the channel must be empty: the harness enrols into it."""
+    recognition = recognition_pb2_grpc.RecognitionStub(channel)
+    identities = list(dataset.identities)
+    out = set(identities[leave_out_every - 1::leave_out_every]) if leave_out_every else set()
+    scores = Scores()
+    niks = enrol(gallery_pb2_grpc.GalleryStub(channel), dataset, [i for i in identities if i not in out], scores)
+    enrolled_identity = set(niks.values())
+    progress(f"enrolled {len(niks)} identities, {len(out)} kept out")
+    for identity, images in dataset.identities.items():
+        probes = images if identity not in enrolled_identity else images[1:]
+        for image in probes:
+            answer = acquired(recognition.Identify, recognition_pb2.IdentifyRequest(
+                camera_id="eval", top_k=TOP_K, face=face_pb2.Face(image=image.read_bytes())), scores.failed_to_acquire)
+            if answer is None:
+                continue
+            ranked = [(niks.get(c.nik), c.score) for c in answer.candidates]
+            if identity in enrolled_identity:
+                rank = next((n for n, (who, _) in enumerate(ranked, start=1) if who == identity), None)
+                scores.mated.append(MatedSearch(rank, ranked[rank - 1][1] if rank else None))
+            else:
+                scores.non_mated_top.append(ranked[0][1] if ranked else float("-inf"))
+            for who, score in ranked:
+                (scores.genuine if who == identity else scores.impostor).append(score)
+    progress(f"{len(scores.mated)} mated and {len(scores.non_mated_top)} non-mated searches")
+    for pair in dataset.pairs:
+        answer = acquired(recognition.Verify, recognition_pb2.VerifyRequest(
+            probe=face_pb2.Face(image=pair.first.read_bytes()),
+            reference_face=face_pb2.Face(image=pair.second.read_bytes())), scores.pairs_failed)
+        if answer is None:
+            continue
+        scores.pair_scores.append((answer.score, pair.same, pair.fold))
+    return scores
+
+
+def summarise(scores: Scores) -> dict:
+    """The figures, each with the counts behind it; an operating point the data cannot show says so."""
+    def point(p) -> dict:
+        return {"target": p.target, "threshold": p.threshold, "achieved": p.achieved, "rate": p.rate,
+                "count": p.count, "needed": p.needed}
+
+    verify_sets = {"gallery templates": (scores.genuine, scores.impostor)}
+    if scores.pair_scores:
+        verify_sets["pairs file"] = ([s for s, same, _ in scores.pair_scores if same],
+                                     [s for s, same, _ in scores.pair_scores if not same])
+    report = {
+        "verification": {name: {"genuine": len(g), "impostor": len(i),
+                                 "tar_at_far": [point(tar_at_far(g, i, far)) for far in FARS]}
+                         for name, (g, i) in verify_sets.items()},
+        "identification": {
+            "mated_searches": len(scores.mated), "non_mated_searches": len(scores.non_mated_top),
+            "rank1": hit_rate(scores.mated, 1), "rank5": hit_rate(scores.mated, 5),
+            "fnir_at_fpir": [point(fnir_at_fpir(scores.mated, scores.non_mated_top, f)) for f in FPIRS]},
+        "failed_to_enrol": dict(scores.failed_to_enrol), "failed_to_acquire": dict(scores.failed_to_acquire),
+        "pairs_failed": dict(scores.pairs_failed),
+    }
+    folds = [fold for _, _, fold in scores.pair_scores]
+    if scores.pair_scores and all(fold is not None for fold in folds):
+        mean, std, _ = ten_fold_accuracy([s for s, _, _ in scores.pair_scores],
+                                         [same for _, same, _ in scores.pair_scores], folds)
+        report["verification"]["pairs file"]["ten_fold_accuracy"] = {"mean": mean, "std": std}
+    report["scores"] = {"genuine": np.round(scores.genuine, 4).tolist(),
+                        "impostor": np.round(scores.impostor, 4).tolist(),
+                        "non_mated_top": np.round(scores.non_mated_top, 4).tolist()}
+    return report
