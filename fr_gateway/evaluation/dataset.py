@@ -42,10 +42,6 @@ class Dataset:
         read = read_csv_pairs if pairs.suffix.lower() == ".csv" else read_lfw_pairs
         return dataclasses.replace(dataset, pairs=read(pairs, dataset))
 
-    @property
-    def images(self) -> int:
-        return sum(len(images) for images in self.identities.values())
-
     def find(self, name: str) -> Path:
         """An image named by its path under the root, or by its file name when that is unique."""
         direct = self.root / name

@@ -106,22 +106,19 @@ def evaluate(channel: grpc.Channel, dataset: Dataset, leave_out_every: int = 3,
 
 def summarise(scores: Scores) -> dict:
     """The figures, each with the counts behind it; an operating point the data cannot show says so."""
-    def point(p) -> dict:
-        return {"target": p.target, "threshold": p.threshold, "achieved": p.achieved, "rate": p.rate,
-                "count": p.count, "needed": p.needed}
-
     verify_sets = {"gallery templates": (scores.genuine, scores.impostor)}
     if scores.pair_scores:
         verify_sets["pairs file"] = ([s for s, same, _ in scores.pair_scores if same],
                                      [s for s, same, _ in scores.pair_scores if not same])
     report = {
         "verification": {name: {"genuine": len(g), "impostor": len(i),
-                                 "tar_at_far": [point(tar_at_far(g, i, far)) for far in FARS]}
+                                 "tar_at_far": [dataclasses.asdict(tar_at_far(g, i, far)) for far in FARS]}
                          for name, (g, i) in verify_sets.items()},
         "identification": {
             "mated_searches": len(scores.mated), "non_mated_searches": len(scores.non_mated_top),
             "rank1": hit_rate(scores.mated, 1), "rank5": hit_rate(scores.mated, 5),
-            "fnir_at_fpir": [point(fnir_at_fpir(scores.mated, scores.non_mated_top, f)) for f in FPIRS]},
+            "fnir_at_fpir": [dataclasses.asdict(fnir_at_fpir(scores.mated, scores.non_mated_top, f))
+                             for f in FPIRS]},
         "failed_to_enrol": dict(scores.failed_to_enrol), "failed_to_acquire": dict(scores.failed_to_acquire),
         "pairs_failed": dict(scores.pairs_failed),
     }

@@ -42,12 +42,16 @@ def _as_array(scores: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.asarray(scores, dtype=np.float64).ravel()
 
 
+def needed_for(target: float) -> int:
+    """The fewest negative comparisons that can show a false rate as low as `target`."""
+    return math.ceil(1 / target - 1e-9)
+
+
 def threshold_for(negatives: Sequence[float] | np.ndarray, target: float) -> float | None:
     """The lowest threshold at which at most `target` of the negative scores are accepted; None when there
     are fewer than 1/target negatives (no threshold can be shown to reach the target)."""
     scores = np.sort(_as_array(negatives))[::-1]
-    needed = math.ceil(1 / target - 1e-9)
-    if len(scores) < needed:
+    if len(scores) < needed_for(target):
         return None
     allowed = math.floor(target * len(scores) + 1e-9)  # false accepts the target permits
     if allowed >= len(scores):
@@ -75,7 +79,7 @@ def operating_point(negatives: Sequence[float] | np.ndarray, target: float,
     """The threshold for a target false rate over `negatives`, with `rate_at(threshold)` as the other error."""
     negatives = _as_array(negatives)
     threshold = threshold_for(negatives, target)
-    needed = math.ceil(1 / target - 1e-9)
+    needed = needed_for(target)
     if threshold is None:
         return OperatingPoint(target, None, None, None, len(negatives), needed)
     return OperatingPoint(target, threshold, accepted(negatives, threshold), rate_at(threshold), len(negatives),

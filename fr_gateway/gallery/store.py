@@ -103,9 +103,8 @@ class TemplateStore:
         self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        with self._transaction():
+        with self._transaction():  # its commit reads the version into memory
             self._open_schema(model_fingerprint, model_name)
-        self._version = self._read_version()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
