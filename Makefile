@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # GPU=1 installs onnxruntime-gpu in place of the CPU runtime (only one may be installed).
 GPU    ?=
 
-.PHONY: install demo test lint proto serve bench-search bench-enrol bench-audit bench-realtime clean
+.PHONY: install demo test lint proto serve eval bench-search bench-enrol bench-audit bench-realtime clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ bench-audit: $(STAMP)
 
 bench-realtime: $(STAMP)
 	$(BIN)/python benchmarks/realtime.py
+
+# Accuracy over gRPC on the shared labelled faces, the default model beside its INT8 variant (about 8 minutes)
+SHARED_FACES := ../shared/data/faces
+eval: $(STAMP)
+	$(BIN)/fr-gateway eval $(SHARED_FACES)/celebrities $(SHARED_FACES)/orl $(SHARED_FACES)/fr-examples \
+		--compare benchmarks/int8-model/w600k_mbf_int8.onnx --out benchmarks/eval
 
 serve: $(STAMP)
 	$(BIN)/fr-gateway serve --insecure

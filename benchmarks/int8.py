@@ -78,8 +78,8 @@ def decisions(labels: list[str], templates: np.ndarray, thresholds) -> dict:
     probes = [i for i in range(len(labels)) if i not in set(gallery)]
     best = (templates[probes] @ templates[gallery].T)
     top = best.argmax(axis=1)
-    return {"verify_match": scores >= thresholds.verify,
-            "identify": [gallery[t] if best[n, t] >= thresholds.identify else -1 for n, t in enumerate(top)]}
+    return {"verify_match": scores >= thresholds.verify.value,
+            "identify": [gallery[t] if best[n, t] >= thresholds.identify.value else -1 for n, t in enumerate(top)]}
 
 
 def main() -> None:
@@ -117,7 +117,7 @@ def main() -> None:
         "cosine_fp32_int8": {"mean": round(float(cosine.mean()), 4), "min": round(float(cosine.min()), 4)},
         "verify_pairs": len(before["verify_match"]), "verify_decisions_changed": verify_flips,
         "identify_searches": len(before["identify"]), "identify_decisions_changed": identify_flips,
-        "thresholds": {"identify": thresholds.identify, "verify": thresholds.verify},
+        "thresholds": {"identify": thresholds.identify.value, "verify": thresholds.verify.value},
         "decisions_preserved": verify_flips == 0 and identify_flips == 0,
     }
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

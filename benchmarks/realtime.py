@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from search import chunks
-from workload import aligned_crops, gateway_process, make_certs, people, rss_mib
+from workload import aligned_crops, make_certs, people, rss_mib
 
 from fr_gateway.audit.keys import issue
 from fr_gateway.camera.tracking import FaceTracker
@@ -44,6 +44,7 @@ from fr_gateway.gallery.nik import synthetic_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.security.certs import Principal
 from fr_gateway.security.keys import KeyRing
+from fr_gateway.server.process import gateway_process
 from fr_gateway.transport import open_channel
 
 CAMERA, ADMIN = Principal("camera", "BENCH-1"), Principal("admin", "BENCH")
@@ -216,8 +217,8 @@ def main() -> None:
         issue(folder / "index" / "keys" / "audit-gateway", folder / "auditor")
         started = time.perf_counter()
         fill_gallery(folder / "index", engine, args.gallery)
-        with gateway_process(folder, folder / "certs", folder / "index" / "gallery", rate_limit=0,
-                             streams_per_client=0, index_kind="ivfpq") as gateway:
+        with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "index" / "gallery"),
+                             rate_limit=0, streams_per_client=0, index_kind="ivfpq") as gateway:
             results["gallery_build_s"] = round(time.perf_counter() - started, 1)
             with open_channel(gateway.target, clients[ADMIN]) as channel:
                 gallery_pb2_grpc.GalleryStub(channel).EnrollStream(iter(
@@ -230,7 +231,7 @@ def main() -> None:
                 row = {"kind": kind, **cameras(gateway.target, clients[CAMERA], faces, streams, args.seconds,
                                                window, load * reference[kind])}
                 row["vs_limit"] = round(row["faces_per_s"] / reference[kind], 3)
-                row["gateway_rss_mib"] = rss_mib(gateway.pid)
+                row["gateway_rss_mib"] = rss_mib(gateway.process.pid)
                 results["gateway"].append(row)
                 print(json.dumps(row), flush=True)
     after = raw_limit(engine, crops, args.seconds / 2)

@@ -3,13 +3,6 @@ and a private CA for benchmarking over mutual TLS, as in production."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -48,31 +41,6 @@ def make_certs(folder: Path, *principals: Principal) -> tuple[TlsFiles, dict[Pri
         authority.issue_client(folder, principal)
     server = TlsFiles.load(folder / "server.pem", folder / "server.key", folder / "ca.pem")
     return server, {principal: TlsFiles.for_client(folder, principal) for principal in principals}
-
-
-@contextlib.contextmanager
-def gateway_process(folder: Path, certs: Path, gallery: Path, **settings: object) -> Iterator[subprocess.Popen]:
-    """`fr-gateway serve` in its own process, as it runs in production (its own interpreter and GIL), over
-    mutual TLS on an ephemeral port of 127.0.0.1; settings go in as FRG_* variables. Yields the process, with
-    `target` (HOST:PORT) set on it once it serves."""
-    port_file = folder / "gateway.port"
-    port_file.unlink(missing_ok=True)
-    env = {**os.environ, "FRG_METRICS_LISTEN": "127.0.0.1:0",
-           **{f"FRG_{name.upper()}": str(value) for name, value in settings.items()}}
-    server = subprocess.Popen([sys.executable, "-m", "fr_gateway.cli", "serve", "--listen", "127.0.0.1:0",
-                               "--port-file", str(port_file), "--certs", str(certs), "--gallery", str(gallery)],
-                              env=env, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 600
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.2)
-        server.target = f"127.0.0.1:{port_file.read_text().strip()}"
-        yield server
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
 
 
 def rss_mib(pid: int) -> float:

@@ -7,7 +7,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import grpc
@@ -15,7 +17,8 @@ import grpc
 from fr_gateway.audit.keys import AuditKeyError
 from fr_gateway.audit.log import AuditUnavailable
 from fr_gateway.audit.trail import Caller, Outcome, open_trail
-from fr_gateway.config import Settings, audit_dir_for, key_file_for, load_settings
+from fr_gateway.calibration import StatedPoint, Threshold
+from fr_gateway.config import Settings, audit_dir_for, key_file_for, load_settings, save_calibration
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.gallery.store import GalleryModelMismatch
 from fr_gateway.security.certs import ROLES, CertificateError, TlsFiles
@@ -131,6 +134,81 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threshold(info: recognition_pb2.ThresholdInfo) -> Threshold:
+    point = None
+    if info.HasField("operating_point"):
+        found = info.operating_point
+        point = StatedPoint(info.threshold, found.false_metric, found.false_rate, found.negatives,
+                            found.other_metric, found.other_rate, found.positives,
+                            found.target if found.HasField("target") else None)
+    return Threshold(info.threshold, info.origin, point, info.data)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with _channel(args) as channel:
+        info = recognition_pb2_grpc.RecognitionStub(channel).GetInfo(recognition_pb2.GetInfoRequest(), timeout=30)
+    print(f"fr-gateway {info.version}: model {info.model} (sha256 {info.model_fingerprint}) on "
+          f"{', '.join(info.providers)}; gallery {info.gallery_size} templates")
+    print(f"Identify threshold {_threshold(info.identify).text()}")
+    print(f"Verify threshold {_threshold(info.verify).text()}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    """The model under evaluation and those compared with it: a pack directory, or a recogniser .onnx file
+    run with the default detector."""
+    models = [(Path(args.model_dir).name if args.model_dir else "default pack (buffalo_s)",
+               {"model_dir": args.model_dir} if args.model_dir else {})]
+    for path in map(Path, args.compare):
+        if not path.exists():
+            raise FileNotFoundError(f"--compare {path}: no such model directory or file")
+        models.append((path.name, {"recognizer_file": str(path)} if path.is_file() else {"model_dir": str(path)}))
+    return models
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from fr_gateway.evaluation.dataset import Dataset
+    from fr_gateway.evaluation.harness import evaluate_gateway, evaluate_models
+    from fr_gateway.evaluation.report import write_report
+
+    if args.pairs and len(args.data) > 1:
+        raise ValueError("--pairs goes with one dataset folder")
+    dataset = Dataset.load(args.data[0], args.pairs) if args.pairs else Dataset.combine(args.data)
+    print(f"evaluating on {dataset.text()}", file=sys.stderr)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if args.target:
+        if args.compare:
+            raise ValueError("--compare starts gateways of its own: leave out --target")
+        with _channel(args) as channel:
+            runs = [evaluate_gateway(channel, dataset, args.target, args.leave_out_every, progress)]
+    else:
+        serve_args = ["--config", args.config] if args.config else []
+        with tempfile.TemporaryDirectory(prefix="fr-gateway-eval-") as scratch:
+            runs = evaluate_models(dataset, _models(args), Path(scratch), serve_args, args.leave_out_every, progress)
+    for path in write_report(Path(args.out), runs, shlex.join(["fr-gateway", *sys.argv[1:]])):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from fr_gateway.evaluation.calibrate import calibrate
+
+    runs = json.loads(Path(args.report).read_text())["runs"]
+    chosen = [run for run in runs if args.model in (None, run["label"], run["model"])]
+    if not chosen:
+        raise ValueError(f"{args.report} has no run of {args.model!r}: it has {[run['label'] for run in runs]}")
+    calibration = calibrate(chosen[0], args.report, args.fpir, args.far, args.identify_threshold,
+                            args.verify_threshold)
+    save_calibration(args.config, calibration)
+    print(f"{args.config}: {calibration.model} on {calibration.data}")
+    print(f"Identify {calibration.identify.text()}")
+    print(f"Verify {calibration.verify.text()}")
+    return 0
+
+
 def _open_store(settings: Settings):
     """The gallery's store and key ring, for maintenance commands that need no inference."""
     from fr_gateway.faces.engine import load_pack
@@ -170,7 +248,7 @@ def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
 
     settings = _settings(args, gallery=args.gallery)
     store, _ = _open_store(settings)
-    threshold = args.threshold or resolve_thresholds(settings, load_pack(settings)).identify
+    threshold = args.threshold or resolve_thresholds(settings, load_pack(settings)).identify.value
     try:
         index = FaissIndex(store.dim)
         for niks, templates in store.iter_templates():
@@ -336,6 +414,38 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--nik")
     reference.add_argument("--reference", help="second photo to compare with")
     verify.set_defaults(run=cmd_verify)
+    info = sub.add_parser("info", parents=[client], help="what a running gateway runs, and what its thresholds "
+                                                        "stand for")
+    info.set_defaults(run=cmd_info)
+
+    evaluation = sub.add_parser("eval", parents=[common, tls],
+                                help="measure accuracy over gRPC on labelled data: a report with DET/ROC plots")
+    evaluation.add_argument("data", nargs="+", help="dataset folders (<folder>/<identity>/<image>); a pairs.csv "
+                                                    "(img1,img2,same) in a folder is read with it")
+    evaluation.add_argument("--out", required=True, help="folder for eval.json, report.md, det.png, roc.png")
+    evaluation.add_argument("--pairs", help="pairs file for a single dataset: LFW pairs.txt or CSV img1,img2,same")
+    evaluation.add_argument("--compare", action="append", default=[], metavar="MODEL",
+                            help="also evaluate this model: a pack directory, or a recogniser .onnx file run "
+                                 "with the default detector (repeatable)")
+    evaluation.add_argument("--leave-out-every", type=int, default=3, metavar="N",
+                            help="one identity in N stays out of the gallery, for non-mated searches (default 3)")
+    evaluation.add_argument("--target", help="evaluate this running gateway (its gallery must be empty) instead "
+                                             "of starting one per model")
+    evaluation.set_defaults(run=cmd_eval)
+
+    calibration = sub.add_parser("calibrate", help="choose thresholds from an eval report and write them, with "
+                                                   "what they stand for, into a config file")
+    calibration.add_argument("report", help="eval.json written by `fr-gateway eval`")
+    calibration.add_argument("--config", required=True, help="TOML settings file to write (created if missing)")
+    calibration.add_argument("--model", help="which model's run (its label or file name; default: the first)")
+    identify_choice = calibration.add_mutually_exclusive_group(required=True)
+    identify_choice.add_argument("--fpir", type=float, help="target FPIR for Identify (e.g. 0.01)")
+    identify_choice.add_argument("--identify-threshold", type=float, help="or keep this threshold, and state it")
+    verify_choice = calibration.add_mutually_exclusive_group(required=True)
+    verify_choice.add_argument("--far", type=float, help="target FAR for Verify (e.g. 0.001)")
+    verify_choice.add_argument("--verify-threshold", type=float, help="or keep this threshold, and state it")
+    calibration.set_defaults(run=cmd_calibrate)
+
     keys = sub.add_parser("keys", help="data keys of a gallery").add_subparsers(dest="action", required=True)
     rotate = keys.add_parser("rotate", parents=[common], help="new active key; re-encrypt every template with it")
     rotate.add_argument("--gallery", help="gallery directory (default index/default)")

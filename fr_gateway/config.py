@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import tomli_w
+
+from fr_gateway.calibration import Calibration
 
 ENV_PREFIX = "FRG_"
 GALLERY_HOME = "index"
@@ -34,9 +39,12 @@ class Settings:
     # detection
     det_size: int = 640
     det_score: float = 0.5
-    # decisions: empty means the measured default of the loaded model
+    # decisions: empty means the calibration below, else the measured default of the loaded model
     identify_threshold: float | None = None
     verify_threshold: float | None = None
+    # what the thresholds stand for: the [calibration] table `fr-gateway calibrate` writes (operating points,
+    # model, data); refused when it was measured on another model
+    calibration: Calibration | None = None
     top_k: int = 5
     max_top_k: int = 100
     # quality gate applied to every face before it is searched or enrolled
@@ -112,6 +120,8 @@ def _coerce(name: str, hint: Any, raw: Any) -> Any:
             return tuple(str(item).strip() for item in items if str(item).strip())
         if type(None) in args:  # Optional[X]
             hint = next(a for a in args if a is not type(None))
+        if dataclasses.is_dataclass(hint):  # a table of the file, or JSON in the environment
+            return hint.from_mapping(json.loads(raw) if isinstance(raw, str) else raw)
         if hint is bool:
             return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
         return hint(raw)
@@ -145,3 +155,17 @@ def load_settings(
     if "/" not in settings.gallery:  # a bare name is a gallery under index/
         settings = dataclasses.replace(settings, gallery=f"{GALLERY_HOME}/{settings.gallery}")
     return settings
+
+
+def save_calibration(config_file: str | os.PathLike[str], calibration: Calibration) -> None:
+    """Write the calibrated thresholds and the [calibration] table they come from into a config file,
+    keeping its other settings (comments are not kept: TOML writers drop them)."""
+    path = Path(config_file)
+    values: dict[str, Any] = {}
+    if path.exists():
+        with path.open("rb") as handle:
+            values = tomllib.load(handle)
+    values.update(identify_threshold=calibration.identify.threshold, verify_threshold=calibration.verify.threshold,
+                  calibration=calibration.as_table())
+    path.write_text(f"# thresholds written by `fr-gateway calibrate` from {calibration.report}\n"
+                    + tomli_w.dumps(values))

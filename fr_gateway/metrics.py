@@ -21,7 +21,7 @@ BATCH_SIZE = Histogram("frgateway_batch_size", "Items per micro-batch, by stage 
 FACES_EMBEDDED = Counter("frgateway_faces_embedded", "Faces through the recogniser (rate() gives faces/s)")
 QUEUE_DEPTH = Gauge("frgateway_queue_depth", "Items waiting for a micro-batching stage", ["stage"])
 OPEN_STREAMS = Gauge("frgateway_open_streams", "Streaming calls open now")
-RUNTIME = Info("frgateway_runtime", "Models and the ONNX Runtime execution provider in use")
+RUNTIME = Info("frgateway_runtime", "Models, the ONNX Runtime execution providers and the thresholds in use")
 
 
 @contextlib.contextmanager

@@ -15,11 +15,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 
 from fr_gateway.batching import MicroBatcher, Overloaded
+from fr_gateway.calibration import Thresholds
 from fr_gateway.config import Settings, key_file_for
 from fr_gateway.decision import Decision, decide, decision_for
 from fr_gateway.faces.crops import CropKind, FaceCropper
 from fr_gateway.faces.engine import FaceEngine, build_cropper, resolve_thresholds
-from fr_gateway.faces.models import Thresholds
 from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.metrics import FACES_EMBEDDED
@@ -232,7 +232,7 @@ class GatewayService:
         return template
 
     def identify(self, face: FaceInput, top_k: int = 0, deadline: float | None = None) -> IdentifyResult:
-        threshold = self.thresholds.identify
+        threshold = self.thresholds.identify.value
         try:
             if top_k > self._max_top_k:
                 raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
@@ -246,7 +246,7 @@ class GatewayService:
 
     def verify(self, probe: FaceInput, nik: str | None = None, reference: FaceInput | None = None) -> VerifyResult:
         """Compare the probe with an enrolled NIK's template or with a second face."""
-        threshold = self.thresholds.verify
+        threshold = self.thresholds.verify.value
         try:
             if nik is not None:
                 reference_template = self._enrolled_template(nik)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recogni
 from fr_gateway.faces.engine import FaceEngine, load_engine
 from fr_gateway.gallery.nik import synthetic_nik
 from fr_gateway.server.app import Gateway
+from fr_gateway.server.process import GatewayProcess
 
 DATA = Path(os.environ.get("FRG_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"))
 
@@ -88,27 +85,15 @@ class Client:
         return self.gateway.settings
 
 
-def launch(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    """`fr-gateway serve ARGS` in its own process on an ephemeral port; returns it and its HOST:PORT."""
-    port_file = folder / "port"
-    port_file.unlink(missing_ok=True)
-    server = subprocess.Popen([sys.executable, "-m", "fr_gateway.cli", "serve", "--listen", "127.0.0.1:0",
-                               "--port-file", str(port_file), *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "FRG_METRICS_LISTEN": "127.0.0.1:0"})
-    deadline = time.monotonic() + 120
-    while not (port_file.exists() and port_file.read_text().strip()):
-        assert server.poll() is None, server.stdout.read()
-        assert time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.1)
-    return server, f"127.0.0.1:{port_file.read_text().strip()}"
+def launch(folder: Path, *args: str) -> GatewayProcess:
+    """`fr-gateway serve ARGS` in its own process on an ephemeral port."""
+    return GatewayProcess.start(folder, *args, timeout=120)
 
 
-def stop(server: subprocess.Popen) -> str:
+def stop(gateway: GatewayProcess) -> str:
     """SIGTERM, as an operator stops it; the gateway must exit cleanly. Returns its log."""
-    server.send_signal(signal.SIGTERM)
-    assert server.wait(timeout=30) == 0
-    return server.stdout.read()
+    assert gateway.stop(timeout=30) == 0, gateway.log
+    return gateway.log
 
 
 @contextlib.contextmanager

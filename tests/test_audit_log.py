@@ -223,6 +223,25 @@ def test_a_crash_mid_append_is_pinpointed_and_the_log_goes_on(tmp_path, keys):
     assert len(rows) == 110 and rows[-1]["seq"] == 110
 
 
+def test_gateways_killed_before_their_first_record_leave_a_chain_that_goes_on(tmp_path, keys):
+    """Each start writes a segment header at once; two starts killed before any record leave two header-only
+    segments, and the next start must chain to the newest header, not to an older line."""
+    folder = tmp_path / "log"
+    write(folder, keys[0], 5)
+    for _ in range(2):
+        started = AuditLog(folder, WriterKeys.load(keys[0]))
+        killed = tmp_path / "killed"
+        shutil.copytree(folder, killed)  # the folder as a SIGKILL right after start leaves it
+        started.close()
+        shutil.rmtree(folder)
+        killed.rename(folder)
+    write(folder, keys[0], 5, start=5)
+    report = check(folder, keys[1])
+    assert report.intact, report.text()
+    rows, _ = exported(folder, keys[1])
+    assert [row["seq"] for row in rows] == list(range(1, 11))
+
+
 def test_rotated_reading_key_needs_the_old_key_for_old_records(tmp_path, keys):
     folder = tmp_path / "log"
     write(folder, keys[0], 20)

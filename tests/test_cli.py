@@ -24,9 +24,9 @@ def fr_gateway(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`fr-gateway serve --insecure` in its own process; yields HOST:PORT."""
     folder = tmp_path_factory.mktemp("served")
-    server, target = launch(folder, "--insecure", "--gallery", str(folder / "gallery"))
-    yield target
-    log = stop(server)
+    gateway = launch(folder, "--insecure", "--gallery", str(folder / "gallery"))
+    yield gateway.target
+    log = stop(gateway)
     assert "PLAINTEXT" in log and "stopping" in log
 
 

@@ -33,6 +33,7 @@ def test_services_and_methods_are_exactly_the_contract():
         "IdentifyStream": ("IdentifyRequest", "IdentifyResponse", True, True),
         "Verify": ("VerifyRequest", "VerifyResponse", False, False),
         "WatchDecisions": ("WatchDecisionsRequest", "DecisionEvent", False, True),
+        "GetInfo": ("GetInfoRequest", "GatewayInfo", False, False),
     }
     assert methods(gallery_pb2, "Gallery") == {
         "Enroll": ("EnrollRequest", "EnrollResponse", False, False),

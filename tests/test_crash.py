@@ -109,9 +109,9 @@ def test_killing_a_serving_gateway_loses_no_acknowledged_enroll(tmp_path, rounds
     acknowledged: list[str] = []
     records = iter(rows())
     for _ in range(rounds):
-        process, target = launch(tmp_path, "--insecure", "--gallery", str(gallery))
-        threading.Timer(rng.uniform(0.3, 1.5), process.send_signal, (signal.SIGKILL,)).start()
-        with grpc.insecure_channel(target) as channel:
+        gateway = launch(tmp_path, "--insecure", "--gallery", str(gallery))
+        threading.Timer(rng.uniform(0.3, 1.5), gateway.process.send_signal, (signal.SIGKILL,)).start()
+        with grpc.insecure_channel(gateway.target) as channel:
             stub = gallery_pb2_grpc.GalleryStub(channel)
             for nik, photo in records:
                 try:
@@ -120,19 +120,19 @@ def test_killing_a_serving_gateway_loses_no_acknowledged_enroll(tmp_path, rounds
                     break
                 assert answer.enrolled
                 acknowledged.append(nik)
-        process.wait(30)
+        gateway.process.wait(30)
     assert acknowledged, f"seed {SEED}: nothing was enrolled before the kills"
 
-    process, target = launch(tmp_path, "--insecure", "--gallery", str(gallery))
+    gateway = launch(tmp_path, "--insecure", "--gallery", str(gallery))
     try:
-        with grpc.insecure_channel(target) as channel:
+        with grpc.insecure_channel(gateway.target) as channel:
             stub = recognition_pb2_grpc.RecognitionStub(channel)
             for nik in acknowledged:
                 photo = dict(rows())[nik]
                 answer = stub.Verify(recognition_pb2.VerifyRequest(probe=loose(photo), nik=nik), timeout=30)
                 assert answer.match, f"seed {SEED}: acknowledged {nik} does not verify"
     finally:
-        stop(process)
+        stop(gateway)
     auditor = AuditorKeys.load(tmp_path / "keys" / "audit-auditor")
     out = io.StringIO()
     report = export(tmp_path / "audit", auditor, out, "jsonl", Selection(operation="Enroll")).report

@@ -7,6 +7,7 @@ import pytest
 
 from fr_gateway.evaluation.metrics import (
     MatedSearch,
+    det,
     fnir,
     fnir_at_fpir,
     hit_rate,
@@ -52,6 +53,15 @@ def test_roc_runs_from_the_highest_threshold_down_and_ends_accepting_everything(
 
 MATED = [MatedSearch(1, 0.9), MatedSearch(1, 0.6), MatedSearch(2, 0.7), MatedSearch(None, None)]
 NON_MATED = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.65]
+
+
+def test_det_pairs_each_threshold_with_fpir_and_fnir():
+    curve = {threshold: (fpir, miss) for threshold, fpir, miss in det(MATED, NON_MATED)}
+    assert curve[0.9] == (0.0, 0.75)  # only the 0.9 mate is found
+    assert curve[0.65] == (0.1, 0.75)  # the top non-mated score gets in
+    assert curve[0.6] == (0.1, 0.5)
+    assert curve[0.05] == (1.0, 0.5)  # the rank-2 mate and the missing one never count
+    assert list(curve) == sorted(curve, reverse=True)
 
 
 def test_identification_rates():

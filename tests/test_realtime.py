@@ -156,6 +156,7 @@ def test_health_says_not_serving_until_the_gallery_is_loaded(engine, tmp_path, a
         gateway.stop(grace=1)
     text = metrics.decode()
     assert 'frgateway_requests_total{decision="REFUSED",operation="Identify"}' in text
-    assert 'frgateway_runtime_info{' in text and "CPUExecutionProvider" in text
+    assert "frgateway_runtime_info{" in text and "CPUExecutionProvider" in text
+    assert 'identify_threshold="0.4000 (measured default)"' in text
     for stage in ("decode", "detect", "embed", "search", "audit"):
         assert f'frgateway_stage_seconds_count{{stage="{stage}"}}' in text, stage

@@ -82,18 +82,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     Authority.load(site.certs).issue_client(site.folder / "expired", CAMERA, days=1,
                                             not_before=datetime.datetime.now(datetime.UTC) - datetime.timedelta(3))
     Authority.create().issue_client(site.folder / "foreign", CAMERA)
-    server, site.target = launch(site.folder, "--certs", str(site.certs), "--gallery", str(site.folder / "g"))
+    gateway = launch(site.folder, "--certs", str(site.certs), "--gallery", str(site.folder / "g"))
+    site.target = gateway.target
     with site.channel(Principal("integrator", "DUKCAPIL-1")) as channel:
         gallery_pb2_grpc.GalleryStub(channel).Enroll(
             gallery_pb2.EnrollRequest(nik=nik_for(0), face=loose(photos(*ENROLLED[0])[0])), timeout=60)
     yield site
-    site.log = stop(server)
+    site.log = stop(gateway)
 
 
 def test_a_camera_with_its_certificate_is_served(site):
     with site.channel(CAMERA) as channel:
         response = identify(channel, CAMERA.identity)
+        info = recognition_pb2_grpc.RecognitionStub(channel).GetInfo(recognition_pb2.GetInfoRequest(), timeout=10)
     assert response.candidates[0].nik == nik_for(0)
+    assert info.gallery_size == 1 and info.identify.threshold == pytest.approx(response.threshold)
 
 
 def test_no_foreign_or_expired_certificate_gets_in(site):
@@ -112,6 +115,9 @@ def test_roles_are_deny_by_default(site):
         assert refused(lambda: identify(channel, "")) == grpc.StatusCode.PERMISSION_DENIED
     with site.channel(Principal("auditor", "AU-1")) as channel:
         assert refused(lambda: identify(channel, "")) == grpc.StatusCode.PERMISSION_DENIED
+        info = recognition_pb2_grpc.RecognitionStub(channel).GetInfo
+        assert refused(lambda: info(recognition_pb2.GetInfoRequest(), timeout=10)) == \
+            grpc.StatusCode.PERMISSION_DENIED
     with site.channel(CAMERA) as channel:
         enrol = gallery_pb2_grpc.GalleryStub(channel).Remove
         assert refused(lambda: enrol(gallery_pb2.RemoveRequest(nik=nik_for(0)), timeout=10)) == \

@@ -66,7 +66,8 @@ class _Tail:
                 if kept < len(data):
                     self.torn = {"segment": number, "line": len(lines) + 1, "bytes": len(data) - kept}
             if lines:
-                self.prev = chain.line_hash(lines[-1])
+                if self.prev == chain.GENESIS:  # the newest line written: the next segment chains to it
+                    self.prev = chain.line_hash(lines[-1])
                 self.seq = self._last_seq(lines)
                 if self.seq or number == 1:
                     return

@@ -112,3 +112,55 @@ class VerifyResponse(_message.Message):
     detail: str
     model_fingerprint: str
     def __init__(self, request_id: _Optional[str] = ..., match: _Optional[bool] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., model_fingerprint: _Optional[str] = ...) -> None: ...
+
+class GetInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class OperatingPoint(_message.Message):
+    __slots__ = ("false_metric", "false_rate", "negatives", "other_metric", "other_rate", "positives", "target")
+    FALSE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    FALSE_RATE_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVES_FIELD_NUMBER: _ClassVar[int]
+    OTHER_METRIC_FIELD_NUMBER: _ClassVar[int]
+    OTHER_RATE_FIELD_NUMBER: _ClassVar[int]
+    POSITIVES_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    false_metric: str
+    false_rate: float
+    negatives: int
+    other_metric: str
+    other_rate: float
+    positives: int
+    target: float
+    def __init__(self, false_metric: _Optional[str] = ..., false_rate: _Optional[float] = ..., negatives: _Optional[int] = ..., other_metric: _Optional[str] = ..., other_rate: _Optional[float] = ..., positives: _Optional[int] = ..., target: _Optional[float] = ...) -> None: ...
+
+class ThresholdInfo(_message.Message):
+    __slots__ = ("threshold", "origin", "operating_point", "data")
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    threshold: float
+    origin: str
+    operating_point: OperatingPoint
+    data: str
+    def __init__(self, threshold: _Optional[float] = ..., origin: _Optional[str] = ..., operating_point: _Optional[_Union[OperatingPoint, _Mapping]] = ..., data: _Optional[str] = ...) -> None: ...
+
+class GatewayInfo(_message.Message):
+    __slots__ = ("model", "model_fingerprint", "providers", "gallery_size", "identify", "verify", "version")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFY_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    model_fingerprint: str
+    providers: _containers.RepeatedScalarFieldContainer[str]
+    gallery_size: int
+    identify: ThresholdInfo
+    verify: ThresholdInfo
+    version: str
+    def __init__(self, model: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., gallery_size: _Optional[int] = ..., identify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., verify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., version: _Optional[str] = ...) -> None: ...

@@ -55,6 +55,11 @@ class RecognitionStub:
                 request_serializer=frgateway_dot_v1_dot_recognition__pb2.WatchDecisionsRequest.SerializeToString,
                 response_deserializer=frgateway_dot_v1_dot_recognition__pb2.DecisionEvent.FromString,
                 _registered_method=True)
+        self.GetInfo = channel.unary_unary(
+                '/frgateway.v1.Recognition/GetInfo',
+                request_serializer=frgateway_dot_v1_dot_recognition__pb2.GetInfoRequest.SerializeToString,
+                response_deserializer=frgateway_dot_v1_dot_recognition__pb2.GatewayInfo.FromString,
+                _registered_method=True)
 
 
 class RecognitionServicer:
@@ -92,6 +97,14 @@ class RecognitionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInfo(self, request, context):
+        """What this gateway runs: its model, providers and gallery size, and the thresholds in force with the
+        operating points they stand for, so a caller can say how often a MATCH or NO_MATCH is wrong.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecognitionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +127,11 @@ def add_RecognitionServicer_to_server(servicer, server):
                     servicer.WatchDecisions,
                     request_deserializer=frgateway_dot_v1_dot_recognition__pb2.WatchDecisionsRequest.FromString,
                     response_serializer=frgateway_dot_v1_dot_recognition__pb2.DecisionEvent.SerializeToString,
+            ),
+            'GetInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInfo,
+                    request_deserializer=frgateway_dot_v1_dot_recognition__pb2.GetInfoRequest.FromString,
+                    response_serializer=frgateway_dot_v1_dot_recognition__pb2.GatewayInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +243,33 @@ class Recognition:
             '/frgateway.v1.Recognition/WatchDecisions',
             frgateway_dot_v1_dot_recognition__pb2.WatchDecisionsRequest.SerializeToString,
             frgateway_dot_v1_dot_recognition__pb2.DecisionEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/frgateway.v1.Recognition/GetInfo',
+            frgateway_dot_v1_dot_recognition__pb2.GetInfoRequest.SerializeToString,
+            frgateway_dot_v1_dot_recognition__pb2.GatewayInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
@@ -25,6 +26,7 @@ class Dataset:
     root: Path
     identities: dict[str, list[Path]]
     pairs: list[Pair] = dataclasses.field(default_factory=list)
+    sources: tuple[Path, ...] = ()  # the dataset folders it was read from
 
     @classmethod
     def load(cls, root: str | Path, pairs: str | Path | None = None) -> Dataset:
@@ -35,12 +37,39 @@ class Dataset:
             raise ValueError(f"{root}: no identity folders with images (expected <root>/<identity>/<image>)")
         if pairs is None and (root / "pairs.csv").exists():
             pairs = root / "pairs.csv"
-        dataset = cls(root, identities)
+        dataset = cls(root, identities, sources=(root,))
         if pairs is None:
             return dataset
         pairs = Path(pairs)
         read = read_csv_pairs if pairs.suffix.lower() == ".csv" else read_lfw_pairs
         return dataclasses.replace(dataset, pairs=read(pairs, dataset))
+
+    @classmethod
+    def combine(cls, roots: list[str | Path]) -> Dataset:
+        """Several datasets as one gallery: identities named `<set>/<identity>` so sets cannot collide, and
+        each set's own pairs file."""
+        if len(roots) == 1:
+            return cls.load(roots[0])
+        parts = [cls.load(root) for root in roots]
+        if len({part.root.name for part in parts}) < len(parts):
+            raise ValueError(f"datasets need distinct folder names: {[str(part.root) for part in parts]}")
+        return cls(Path(os.path.commonpath([part.root for part in parts])),
+                   {f"{part.root.name}/{identity}": images for part in parts
+                    for identity, images in part.identities.items()},
+                   [pair for part in parts for pair in part.pairs], tuple(part.root for part in parts))
+
+    def describe(self) -> dict:
+        """Where the data is and the counts a reader needs to judge the figures."""
+        return {"sources": [str(source) for source in self.sources], "identities": len(self.identities),
+                "images": sum(len(images) for images in self.identities.values()),
+                "pairs_same": sum(pair.same for pair in self.pairs),
+                "pairs_different": sum(not pair.same for pair in self.pairs)}
+
+    def text(self) -> str:
+        counts = self.describe()
+        pairs = f", {len(self.pairs)} labelled pairs" if self.pairs else ""
+        return (f"{', '.join(source.name for source in self.sources)} ({self.root}): {counts['identities']} "
+                f"identities, {counts['images']} images{pairs}")
 
     def find(self, name: str) -> Path:
         """An image named by its path under the root, or by its file name when that is unique."""

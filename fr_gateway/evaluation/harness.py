@@ -7,8 +7,10 @@ dropped."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -17,10 +19,12 @@ from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recogni
 from fr_gateway.evaluation.dataset import Dataset
 from fr_gateway.evaluation.metrics import MatedSearch, fnir_at_fpir, hit_rate, tar_at_far, ten_fold_accuracy
 from fr_gateway.gallery.nik import synthetic_nik
+from fr_gateway.server.process import gateway_process
 
 FARS = (1e-2, 1e-3, 1e-4)
 FPIRS = (0.1, 0.01, 0.003)
 ACQUIRED = (face_pb2.MATCH, face_pb2.NO_MATCH)
+LOWEST_SCORE = -1.0  # a non-mated search that returned no candidate: refused at any threshold
 TOP_K = 100  # the most candidates a search may ask for: every enrolled identity's score, up to 100 of them
 
 
@@ -36,6 +40,36 @@ class Scores:
     failed_to_enrol: Counter[str] = dataclasses.field(default_factory=Counter)
     failed_to_acquire: Counter[str] = dataclasses.field(default_factory=Counter)
     pairs_failed: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def pair_comparisons(self) -> tuple[list[float], list[float]]:
+        """The labelled pairs' scores, genuine and impostor."""
+        return ([score for score, same, _ in self.pair_scores if same],
+                [score for score, same, _ in self.pair_scores if not same])
+
+    def comparisons(self) -> tuple[list[float], list[float]]:
+        """Every 1:1 comparison, genuine and impostor: probes against enrolled templates (Verify by NIK) and
+        the labelled pairs of photos (Verify with a reference face)."""
+        genuine, impostor = self.pair_comparisons()
+        return self.genuine + genuine, self.impostor + impostor
+
+    def as_json(self) -> dict:
+        """Every score (4 decimals, as the contract's float32 carries about 7 digits), so figures, plots and
+        calibrations can be recomputed from the report alone."""
+        def rounded(values: list[float]) -> list[float]:
+            return np.round(values, 4).tolist()
+
+        return {"genuine": rounded(self.genuine), "impostor": rounded(self.impostor),
+                "mated": [[m.rank, None if m.score is None else round(m.score, 4)] for m in self.mated],
+                "non_mated_top": rounded(self.non_mated_top),
+                "pairs": [[round(score, 4), same, fold] for score, same, fold in self.pair_scores],
+                "failed_to_enrol": dict(self.failed_to_enrol), "failed_to_acquire": dict(self.failed_to_acquire),
+                "pairs_failed": dict(self.pairs_failed)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Scores:
+        return cls(data["genuine"], data["impostor"], [MatedSearch(rank, score) for rank, score in data["mated"]],
+                   data["non_mated_top"], [tuple(pair) for pair in data["pairs"]], Counter(data["failed_to_enrol"]),
+                   Counter(data["failed_to_acquire"]), Counter(data["pairs_failed"]))
 
 
 def enrol(gallery: gallery_pb2_grpc.GalleryStub, dataset: Dataset, enrolled: list[str], scores: Scores
@@ -90,7 +124,7 @@ def evaluate(channel: grpc.Channel, dataset: Dataset, leave_out_every: int = 3,
                 rank = next((n for n, (who, _) in enumerate(ranked, start=1) if who == identity), None)
                 scores.mated.append(MatedSearch(rank, ranked[rank - 1][1] if rank else None))
             else:
-                scores.non_mated_top.append(ranked[0][1] if ranked else float("-inf"))
+                scores.non_mated_top.append(ranked[0][1] if ranked else LOWEST_SCORE)
             for who, score in ranked:
                 (scores.genuine if who == identity else scores.impostor).append(score)
     progress(f"{len(scores.mated)} mated and {len(scores.non_mated_top)} non-mated searches")
@@ -101,6 +135,8 @@ def evaluate(channel: grpc.Channel, dataset: Dataset, leave_out_every: int = 3,
         if answer is None:
             continue
         scores.pair_scores.append((answer.score, pair.same, pair.fold))
+    if dataset.pairs:
+        progress(f"{len(scores.pair_scores)} of {len(dataset.pairs)} labelled pairs compared")
     return scores
 
 
@@ -108,8 +144,8 @@ def summarise(scores: Scores) -> dict:
     """The figures, each with the counts behind it; an operating point the data cannot show says so."""
     verify_sets = {"gallery templates": (scores.genuine, scores.impostor)}
     if scores.pair_scores:
-        verify_sets["pairs file"] = ([s for s, same, _ in scores.pair_scores if same],
-                                     [s for s, same, _ in scores.pair_scores if not same])
+        verify_sets["pairs file"] = scores.pair_comparisons()
+        verify_sets["all 1:1 comparisons"] = scores.comparisons()
     report = {
         "verification": {name: {"genuine": len(g), "impostor": len(i),
                                  "tar_at_far": [dataclasses.asdict(tar_at_far(g, i, far)) for far in FARS]}
@@ -127,7 +163,38 @@ def summarise(scores: Scores) -> dict:
         mean, std, _ = ten_fold_accuracy([s for s, _, _ in scores.pair_scores],
                                          [same for _, same, _ in scores.pair_scores], folds)
         report["verification"]["pairs file"]["ten_fold_accuracy"] = {"mean": mean, "std": std}
-    report["scores"] = {"genuine": np.round(scores.genuine, 4).tolist(),
-                        "impostor": np.round(scores.impostor, 4).tolist(),
-                        "non_mated_top": np.round(scores.non_mated_top, 4).tolist()}
+    report["scores"] = scores.as_json()
     return report
+
+
+def evaluate_gateway(channel: grpc.Channel, dataset: Dataset, label: str, leave_out_every: int = 3,
+                     progress: Callable[[str], None] = lambda _: None) -> dict:
+    """One model's run: what the gateway says it runs (model, thresholds in force), the figures and the
+    scores. Refuses a gateway whose gallery is not empty: the evaluation enrols people of its own."""
+    info = recognition_pb2_grpc.RecognitionStub(channel).GetInfo(recognition_pb2.GetInfoRequest(), timeout=60)
+    if info.gallery_size:
+        raise ValueError(f"the gateway's gallery holds {info.gallery_size} templates; the evaluation enrols its "
+                         "own people and needs a gateway on an empty gallery")
+    summary = summarise(evaluate(channel, dataset, leave_out_every, progress))
+    return {"label": label, "model": info.model, "model_fingerprint": info.model_fingerprint,
+            "providers": list(info.providers), "date": datetime.date.today().isoformat(), "data": dataset.text(),
+            "dataset": dataset.describe(), "leave_out_every": leave_out_every,
+            "thresholds": {name: {"value": round(threshold.threshold, 4), "origin": threshold.origin}
+                           for name, threshold in (("identify", info.identify), ("verify", info.verify))},
+            "summary": summary}
+
+
+def evaluate_models(dataset: Dataset, models: Sequence[tuple[str, dict[str, str]]], scratch: Path,
+                    serve_args: Sequence[str] = (), leave_out_every: int = 3,
+                    progress: Callable[[str], None] = lambda _: None) -> list[dict]:
+    """Each model (a label and its model settings) in a gateway process of its own on an empty gallery
+    under `scratch`, plaintext on 127.0.0.1, evaluated as cameras reach it."""
+    runs = []
+    for n, (label, model_settings) in enumerate(models):
+        folder = scratch / f"model-{n}"
+        progress(f"{label}: starting a gateway")
+        with gateway_process(folder, "--insecure", "--gallery", str(folder / "gallery"), *serve_args,
+                             **model_settings) as gateway, grpc.insecure_channel(gateway.target) as channel:
+            runs.append(evaluate_gateway(channel, dataset, label, leave_out_every,
+                                         lambda line, label=label: progress(f"{label}: {line}")))
+    return runs

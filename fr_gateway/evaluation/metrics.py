@@ -66,12 +66,20 @@ def accepted(scores: Sequence[float] | np.ndarray, threshold: float) -> float:
     return float((values >= threshold).mean()) if len(values) else 0.0
 
 
+def _accepted_at(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The share of scores at or above each threshold, by one sort (curves have a threshold per score)."""
+    if not len(scores):
+        return np.zeros(len(thresholds))
+    return (len(scores) - np.searchsorted(np.sort(scores), thresholds, side="left")) / len(scores)
+
+
 def roc(genuine: Sequence[float] | np.ndarray, impostor: Sequence[float] | np.ndarray
         ) -> list[tuple[float, float, float]]:
     """(threshold, FAR, TAR) at every distinct score, from the highest threshold down."""
     genuine, impostor = _as_array(genuine), _as_array(impostor)
     thresholds = np.unique(np.concatenate([genuine, impostor]))[::-1]
-    return [(float(t), accepted(impostor, t), accepted(genuine, t)) for t in thresholds]
+    return list(zip(thresholds.tolist(), _accepted_at(impostor, thresholds).tolist(),
+                    _accepted_at(genuine, thresholds).tolist(), strict=True))
 
 
 def operating_point(negatives: Sequence[float] | np.ndarray, target: float,
@@ -110,9 +118,21 @@ def fnir(mated: Sequence[MatedSearch], threshold: float) -> float:
     return 1 - found / len(mated) if mated else 0.0
 
 
+def det(mated: Sequence[MatedSearch], non_mated_top: Sequence[float] | np.ndarray
+        ) -> list[tuple[float, float, float]]:
+    """(threshold, FPIR, FNIR) at every distinct score, from the highest threshold down: the DET curve."""
+    non_mated = _as_array(non_mated_top)
+    top_mates = _as_array([m.score for m in mated if m.rank == 1 and m.score is not None])
+    thresholds = np.unique(np.concatenate([non_mated, top_mates]))[::-1]
+    missed = len(mated) - _accepted_at(top_mates, thresholds) * len(top_mates)
+    fnirs = missed / len(mated) if mated else np.zeros(len(thresholds))
+    return list(zip(thresholds.tolist(), _accepted_at(non_mated, thresholds).tolist(), fnirs.tolist(), strict=True))
+
+
 def fnir_at_fpir(mated: Sequence[MatedSearch], non_mated_top: Sequence[float] | np.ndarray,
                  fpir: float) -> OperatingPoint:
-    """`non_mated_top`: the best candidate's score of each non-mated search (-inf when none came back)."""
+    """`non_mated_top`: the best candidate's score of each non-mated search (-1, the lowest cosine, when none
+    came back)."""
     return operating_point(non_mated_top, fpir, lambda threshold: fnir(mated, threshold))
 
 

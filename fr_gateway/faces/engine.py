@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from fr_gateway.calibration import Threshold, Thresholds
 from fr_gateway.config import Settings
 from fr_gateway.faces.crops import FaceCropper, ImageLimits
 from fr_gateway.faces.detector import FaceDetector
 from fr_gateway.faces.embedder import FaceEmbedder
 from fr_gateway.faces.models import (
+    UNMEASURED,
     ModelPack,
-    Thresholds,
     choose_providers,
     create_session,
     locate_pack,
@@ -43,17 +44,29 @@ def load_detector(settings: Settings, pack: ModelPack, providers: list[str]) -> 
 
 
 def resolve_thresholds(settings: Settings, pack: ModelPack) -> Thresholds:
-    """Configured thresholds win over the model's measured ones; an unmeasured model is said out loud."""
-    measured = pack.thresholds
-    if settings.identify_threshold is None and settings.verify_threshold is None:
-        if measured.source.startswith("unmeasured"):
-            log.warning("no measured thresholds for %s (%s); using %s", pack.name, pack.fingerprint[:12], measured)
-        return measured
-    return Thresholds(
-        identify=measured.identify if settings.identify_threshold is None else settings.identify_threshold,
-        verify=measured.verify if settings.verify_threshold is None else settings.verify_threshold,
-        source="configured",
-    )
+    """Configured thresholds win, then the config's calibration, then the one shipped for the model. A
+    calibration measured on another model is refused, and an unmeasured model is said out loud."""
+    calibration, origin = settings.calibration, "calibrated"
+    if calibration is not None and calibration.model_fingerprint != pack.fingerprint:
+        raise ValueError(
+            f"the config's [calibration] was measured on {calibration.model} ({calibration.model_fingerprint[:12]}), "
+            f"not on this gateway's {pack.name} ({pack.fingerprint[:12]}): run `fr-gateway eval` and "
+            "`fr-gateway calibrate` for it, or remove the table")
+    if calibration is None:
+        calibration, origin = pack.shipped_calibration, "measured default"
+    if calibration is not None:
+        return Thresholds.from_calibration(calibration, origin, settings.identify_threshold,
+                                           settings.verify_threshold)
+    identify, verify = UNMEASURED
+    thresholds = Thresholds(
+        Threshold(identify, "unmeasured default") if settings.identify_threshold is None else
+        Threshold(settings.identify_threshold, "configured"),
+        Threshold(verify, "unmeasured default") if settings.verify_threshold is None else
+        Threshold(settings.verify_threshold, "configured"))
+    if "unmeasured default" in (thresholds.identify.origin, thresholds.verify.origin):
+        log.warning("no calibration for %s (%s): %s thresholds are unmeasured; run `fr-gateway eval` and "
+                    "`fr-gateway calibrate`", pack.name, pack.fingerprint[:12], pack.name)
+    return thresholds
 
 
 def load_engine(settings: Settings) -> FaceEngine:

@@ -1,4 +1,4 @@
-"""Model packs: which ONNX files to load, their fingerprints, measured thresholds, and ONNX Runtime sessions."""
+"""Model packs: which ONNX files to load, their fingerprints, shipped calibrations, and ONNX Runtime sessions."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import tomllib
 from pathlib import Path
 
 import onnx
 import onnxruntime as ort
+
+from fr_gateway.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -21,25 +24,10 @@ OFFLINE_RECOGNIZER = "w600k_mbf.onnx"
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
-@dataclasses.dataclass(frozen=True)
-class Thresholds:
-    """Cosine-similarity thresholds for one recogniser, and where they came from."""
-
-    identify: float
-    verify: float
-    source: str
-
-
-# Thresholds measured on ../shared/data/faces by scripts/measure_thresholds.py (benchmarks/thresholds.json),
-# keyed by recogniser SHA-256.
-MEASURED_THRESHOLDS: dict[str, Thresholds] = {
-    "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f": Thresholds(
-        identify=0.40, verify=0.40,
-        source="buffalo_s w600k_mbf on shared/data/faces: 0 of 108271 impostor pairs accepted, TAR 0.997",
-    ),
-}
-# For a recogniser nobody measured: a conservative ArcFace value, reported as unmeasured.
-UNMEASURED = Thresholds(identify=0.40, verify=0.30, source="unmeasured default for ArcFace; calibrate")
+# Calibrations measured for known recognisers, shipped with the package (`fr-gateway calibrate` writes them)
+SHIPPED_CALIBRATIONS = Path(__file__).resolve().parent / "calibrations"
+# For a recogniser nobody measured: conservative ArcFace values, reported as unmeasured
+UNMEASURED = (0.40, 0.30)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +43,14 @@ class ModelPack:
         return self.recognizer_file.name
 
     @property
-    def thresholds(self) -> Thresholds:
-        return MEASURED_THRESHOLDS.get(self.fingerprint, UNMEASURED)
+    def shipped_calibration(self) -> Calibration | None:
+        """The calibration shipped for this recogniser, found by its fingerprint."""
+        for path in sorted(SHIPPED_CALIBRATIONS.glob("*.toml")):
+            with path.open("rb") as handle:
+                table = tomllib.load(handle)["calibration"]
+            if table["model_fingerprint"] == self.fingerprint:
+                return Calibration.from_mapping(table)
+        return None
 
 
 def sha256_of(path: Path) -> str:

@@ -89,10 +89,11 @@ class Gateway:
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         host = self.settings.listen.rsplit(":", 1)[0]
-        log.info("fr-gateway serving %d templates from %s on %s:%d (model %s, thresholds identify %.2f "
-                 "verify %.2f: %s; audit %s)", self.service.gallery_size, self.settings.gallery, host, self.port,
-                 self.engine.pack.name, self.service.thresholds.identify, self.service.thresholds.verify,
-                 self.service.thresholds.source, self.trail.log.folder if self.trail.log else "OFF")
+        log.info("fr-gateway serving %d templates from %s on %s:%d (model %s; audit %s)", self.service.gallery_size,
+                 self.settings.gallery, host, self.port, self.engine.pack.name,
+                 self.trail.log.folder if self.trail.log else "OFF")
+        log.info("Identify threshold %s", self.service.thresholds.identify.text())
+        log.info("Verify threshold %s", self.service.thresholds.verify.text())
         return self
 
     def listen(self) -> None:
@@ -103,8 +104,11 @@ class Gateway:
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self._server.start()
+        thresholds = self.service.thresholds
         RUNTIME.info({"recognizer": self.engine.pack.name, "model_sha256": self.engine.pack.fingerprint,
-                      "providers": ",".join(self.engine.providers)})
+                      "providers": ",".join(self.engine.providers),
+                      **{f"{name}_threshold": f"{threshold.value:.4f} ({threshold.origin})" for name, threshold in
+                         (("identify", thresholds.identify), ("verify", thresholds.verify))}})
         if self.settings.metrics_listen:
             host, port = self.settings.metrics_listen.rsplit(":", 1)
             self._metrics, _ = start_http_server(int(port), host)

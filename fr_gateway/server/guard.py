@@ -33,18 +33,19 @@ def _methods(service: str, *names: str) -> frozenset[str]:
 IDENTIFY = _methods(RECOGNITION, "Identify", "IdentifyStream")
 VERIFY = _methods(RECOGNITION, "Verify")
 WATCH = _methods(RECOGNITION, "WatchDecisions")
+INFO = _methods(RECOGNITION, "GetInfo")
 ENROL = _methods(GALLERY, "Enroll", "EnrollStream", "Remove")
 HEALTH = _methods(health.SERVICE_NAME, "Check", "Watch")
 REFLECTION = _methods(reflection.SERVICE_NAME, "ServerReflectionInfo")
 # What each role may call on the serving port; anything else is PERMISSION_DENIED. Auditors read the log
 # with the CLI and call nothing here.
 ROLE_METHODS: dict[str, frozenset[str]] = {
-    "camera": IDENTIFY | HEALTH,
-    "verifier": VERIFY | HEALTH,
-    "integrator": ENROL | HEALTH | REFLECTION,
-    "monitor": WATCH | HEALTH,
+    "camera": IDENTIFY | INFO | HEALTH,
+    "verifier": VERIFY | INFO | HEALTH,
+    "integrator": ENROL | INFO | HEALTH | REFLECTION,
+    "monitor": WATCH | INFO | HEALTH,
     "auditor": frozenset(),
-    "admin": IDENTIFY | VERIFY | ENROL | WATCH | HEALTH | REFLECTION,
+    "admin": IDENTIFY | VERIFY | ENROL | WATCH | INFO | HEALTH | REFLECTION,
 }
 TLS_VERSION = "TLSv1.3"
 

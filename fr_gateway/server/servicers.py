@@ -16,8 +16,10 @@ from concurrent.futures import Executor, Future
 
 import grpc
 
+from fr_gateway import __version__
 from fr_gateway.audit.log import AuditUnavailable, utc_now
 from fr_gateway.audit.trail import AuditTrail, Caller, Outcome
+from fr_gateway.calibration import Threshold
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.decision import Decision
 from fr_gateway.faces.crops import CropKind
@@ -39,6 +41,17 @@ LOOSE_KINDS = (face_pb2.CROP_KIND_UNSPECIFIED, face_pb2.LOOSE)
 
 def face_input(face: face_pb2.Face) -> FaceInput:
     return FaceInput(bytes(face.image), CropKind.LOOSE if face.kind in LOOSE_KINDS else CropKind.ALIGNED)
+
+
+def threshold_info(threshold: Threshold) -> recognition_pb2.ThresholdInfo:
+    info = recognition_pb2.ThresholdInfo(threshold=threshold.value, origin=threshold.origin, data=threshold.data)
+    if threshold.point is not None:
+        point = threshold.point
+        info.operating_point.CopyFrom(recognition_pb2.OperatingPoint(
+            false_metric=point.false_metric, false_rate=point.false_rate, negatives=point.negatives,
+            other_metric=point.other_metric, other_rate=point.other_rate, positives=point.positives,
+            target=point.target))
+    return info
 
 
 def reason_pb(reason: Reason | None) -> int:
@@ -199,6 +212,13 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             detail=result.detail,
             model_fingerprint=self._service.engine.pack.fingerprint,
         )
+
+    def GetInfo(self, request, context):
+        engine, thresholds = self._service.engine, self._service.thresholds
+        return recognition_pb2.GatewayInfo(
+            model=engine.pack.name, model_fingerprint=engine.pack.fingerprint, providers=engine.providers,
+            gallery_size=self._service.gallery_size, identify=threshold_info(thresholds.identify),
+            verify=threshold_info(thresholds.verify), version=__version__)
 
 
 class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
