@@ -28,6 +28,8 @@ import numpy as np
 
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.search.faiss_index import INDEX_CLASSES, IndexSpec
+from fr_gateway.search.milvus_index import MilvusIndex, MilvusSpec
+from fr_gateway.search.milvus_lite import milvus_lite_server
 from fr_gateway.security.keys import KeyRing
 
 DIM = 512
@@ -40,6 +42,11 @@ _SHARED = np.random.default_rng(4).standard_normal(DIM).astype(np.float32)
 _SHARED /= np.linalg.norm(_SHARED)
 MATED, NON_MATED, BATCH = 300, 100, 32
 MODEL = "synthetic-benchmark-model"
+MILVUS_INDEX = "HNSW"
+MILVUS_ROWS = 2000  # rows per upsert: 4 MB messages
+MILVUS_LARGEST = 1_000_000
+MILVUS_WHY = ("milvus-lite (one Python process) held about 10 KB per identity at 100k: 10M would need about "
+              "100 GB, over this 24 GiB machine; a cluster's query nodes are the place for it (docs/deployment.md)")
 MEMORY_BUDGET = 20 * 2**30  # what a run may use on this 24 GiB machine
 PLANS = {  # kind, its settings, the largest gallery it is run at, and why not beyond
     "flat": ({}, 1_000_000, "exact float32 search needs 2 KiB per identity (20 GiB at 10M): does not fit beside "
@@ -48,6 +55,8 @@ PLANS = {  # kind, its settings, the largest gallery it is run at, and why not b
     "hnsw": ({"ef_search": 128}, 100_000, "the graph took 149 s to build at 100k on this 2-core machine (about "
                                           "30 min at 1M, hours at 10M, where it would also need ~800 B per "
                                           "identity, over the 256 B target): not run in this session"),
+    # the Milvus backend, labelled as what it is here: milvus-lite, one local process, not a cluster
+    "milvus-lite": ({}, MILVUS_LARGEST, MILVUS_WHY),
 }
 
 
@@ -91,11 +100,13 @@ def probes(size: int) -> np.ndarray:
     return np.concatenate([mated, strangers])
 
 
-def rss() -> int:
-    """Resident bytes after handing freed heap back to the system, so a delta counts live memory only."""
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/statm") as handle:
+def rss(pid: int | None = None) -> int:
+    """Resident bytes of this process (after handing freed heap back to the system, so a delta counts live
+    memory only) or of another one."""
+    if pid is None:
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open(f"/proc/{pid or 'self'}/statm") as handle:
         return int(handle.read().split()[1]) * 4096
 
 
@@ -169,11 +180,59 @@ def measure(kind: str, options: dict, size: int, store: TemplateStore, queries: 
     gc.collect()
     resident = rss() - before
     serialised = len(index.to_bytes())
+    row = {"size": size, "kind": kind, "settings": options, "build_s": round(build, 1),
+           "rss_bytes_per_identity": round(resident / size, 1), "index_bytes_per_identity": round(serialised / size, 1),
+           **searched(index, queries, truth)}
+    del index
+    gc.collect()
+    return row
+
+
+def measure_milvus(size: int, queries: np.ndarray, truth: np.ndarray, folder: Path) -> dict:
+    """The same gallery in a Milvus collection (HNSW) served by milvus-lite in a process of its own: memory
+    is the server's resident growth, size its data folder."""
+    with milvus_lite_server(folder / "milvus") as (uri, server):
+        before = rss(server.pid)
+        started = time.perf_counter()
+        index = MilvusIndex.connect(MilvusSpec(uri, "bench", MILVUS_INDEX), DIM, MODEL)
+        for _, niks, templates in chunks(size):
+            for start in range(0, len(niks), MILVUS_ROWS):
+                index.add(niks[start:start + MILVUS_ROWS], templates[start:start + MILVUS_ROWS])
+        index.flush()
+        index.search_many(queries[:1], 5)
+        settled(server.pid)  # milvus-lite indexes in the background and reports rows indexed before it is done
+        build = time.perf_counter() - started
+        resident = rss(server.pid) - before
+        stored = sum(path.stat().st_size for path in (folder / "milvus").rglob("*") if path.is_file())
+        row = {"size": size, "kind": f"milvus-lite {MILVUS_INDEX}", "settings": {"index_type": MILVUS_INDEX},
+               "build_s": round(build, 1), "rss_bytes_per_identity": round(resident / size, 1),
+               "index_bytes_per_identity": round(stored / size, 1), **searched(index, queries, truth)}
+        index.close()
+    return row
+
+
+def settled(pid: int, idle_share: float = 0.05, window_s: float = 2.0) -> None:
+    """Until the process uses under `idle_share` of a core over `window_s`: its background work is done."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+    while True:
+        before = cpu_seconds()
+        time.sleep(window_s)
+        if cpu_seconds() - before < idle_share * window_s:
+            return
+
+
+def searched(index, queries: np.ndarray, truth: np.ndarray) -> dict:
+    """Latency one query at a time and in batches, and recall@1 against exact search."""
     singles = []
     found = []
     for query in queries:
         started = time.perf_counter()
-        found.append(index.search(query, 5)[0].nik)
+        found.append(index.search_many(query[None], 5)[0][0].nik)
         singles.append(time.perf_counter() - started)
     batches = []
     for start in range(0, len(queries), BATCH):
@@ -182,17 +241,12 @@ def measure(kind: str, options: dict, size: int, store: TemplateStore, queries: 
         batches.append(time.perf_counter() - started)
     expected = [f"{3100000000000000 + row:016d}" for row in truth]
     hits = np.array([a == b for a, b in zip(found, expected, strict=True)])
-    row = {
-        "size": size, "kind": kind, "settings": options, "build_s": round(build, 1),
-        "rss_bytes_per_identity": round(resident / size, 1), "index_bytes_per_identity": round(serialised / size, 1),
+    return {
         "query_p50_ms": percentile_ms(singles, 50), "query_p99_ms": percentile_ms(singles, 99),
         "batch32_p50_ms": percentile_ms(batches, 50), "batch32_per_query_ms": round(
             float(np.median(batches)) / BATCH * 1000, 3),
         "recall_at_1": round(float(hits.mean()), 4), "recall_at_1_mated": round(float(hits[:MATED].mean()), 4),
     }
-    del index
-    gc.collect()
-    return row
 
 
 def score_statistics() -> dict:
@@ -231,7 +285,8 @@ def run(sizes: list[int], kinds: list[str], out: Path, overrides: dict, append: 
                     results["skipped"].append({"size": size, "kind": kind, "why": why})
                     continue
                 options = {**options, **(overrides if kind == "ivfpq" else {})}
-                row = measure(kind, options, size, store, queries, truth)
+                row = (measure_milvus(size, queries, truth, folder) if kind == "milvus-lite" else
+                       measure(kind, options, size, store, queries, truth))
                 row.update(baseline, store_fill_s=round(fill, 1),
                            speedup_vs_numpy=round(baseline["numpy_query_ms"] / max(row["query_p50_ms"], 1e-6), 1))
                 results["rows"].append(row)

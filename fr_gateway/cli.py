@@ -262,6 +262,28 @@ def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gallery_sync(args: argparse.Namespace) -> int:
+    from fr_gateway.search.milvus_index import MilvusIndex
+    from fr_gateway.service import milvus_spec
+
+    settings = _settings(args, gallery=args.gallery)
+    spec = milvus_spec(settings)
+    if spec is None:
+        raise ValueError("gallery sync keeps a Milvus collection in step with the store: set search_backend = "
+                         "milvus and milvus_uri")
+    store, _ = _open_store(settings)
+    with contextlib.ExitStack() as stack:
+        stack.callback(store.close)
+        index = MilvusIndex.connect(spec, store.dim, store.model_fingerprint)
+        stack.callback(index.close)
+        drift = index.sync(store.enrolled_at(), store.get_many, repair=not args.check)
+        held = len(store)
+    outcome = "in step" if not drift else ("found, not repaired (--check)" if args.check else "repaired")
+    print(f"Milvus collection {spec.collection} at {spec.uri} against the store's {held} templates: "
+          f"{drift.text()}: {outcome}")
+    return 1 if drift and args.check else 0
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     store, keys = _open_store(_settings(args, gallery=args.gallery))
     try:
@@ -359,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--key", help="the client certificate's private key")
     tls.add_argument("--ca", help="the CA that signed the gateway's certificate")
     client = argparse.ArgumentParser(add_help=False, parents=[tls])
-    client.add_argument("--target", default="127.0.0.1:50051", help="gateway HOST:PORT")
+    client.add_argument("--target", default="127.0.0.1:50051",
+                        help="gateway HOST:PORT, or several replicas HOST:PORT,HOST:PORT (balanced round robin)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the gateway")
@@ -400,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument("--gallery")
     duplicates.add_argument("--threshold", type=float, help="default: the identify threshold")
     duplicates.set_defaults(run=cmd_gallery_duplicates)
+    sync = gallery.add_parser("sync", parents=[common],
+                              help="make the shared Milvus collection match the store (the source of truth)")
+    sync.add_argument("--gallery")
+    sync.add_argument("--check", action="store_true", help="report drift only; exit 1 when there is some")
+    sync.set_defaults(run=cmd_gallery_sync)
 
     identify = sub.add_parser("identify", parents=[client], help="identify one photo against a running gateway")
     identify.add_argument("--image", required=True)

@@ -63,6 +63,15 @@ class Settings:
     ivf_nprobe: int = 0
     rerank: int = 100
     hnsw_ef_search: int = 128
+    # where the index lives: faiss (in process, rebuilt from the store) or milvus (shared by replicas; the
+    # `milvus` extra): its URI (http://HOST:PORT of milvus-lite or a cluster), token, collection, index type and
+    # metric (IP or COSINE: alike for normalised templates)
+    search_backend: str = "faiss"
+    milvus_uri: str = ""
+    milvus_token: str = ""
+    milvus_collection: str = "frgateway"
+    milvus_index_type: str = "HNSW"
+    milvus_metric: str = "IP"
     # embedding micro-batches
     batch_size: int = 32
     batch_wait_ms: float = 2.0

@@ -24,7 +24,9 @@ from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.metrics import FACES_EMBEDDED
 from fr_gateway.reasons import Problem, Reason
-from fr_gateway.search.faiss_index import INDEX_CLASSES, Candidate, FaissIndex, IndexSpec
+from fr_gateway.search.backend import SearchIndex
+from fr_gateway.search.faiss_index import INDEX_CLASSES, Candidate, IndexSpec
+from fr_gateway.search.milvus_index import MilvusIndex, MilvusSpec
 from fr_gateway.search.snapshot import load_snapshot, save_snapshot
 from fr_gateway.security.keys import KeyRing
 
@@ -94,12 +96,25 @@ class Batching:
     queue_size: int = 512
 
 
+def milvus_spec(settings: Settings) -> MilvusSpec | None:
+    """The Milvus collection the settings name, or None for the in-process FAISS index."""
+    if settings.search_backend not in ("faiss", "milvus"):
+        raise ValueError(f"search_backend {settings.search_backend!r}: choose faiss or milvus")
+    if settings.search_backend == "faiss":
+        return None
+    if not settings.milvus_uri:
+        raise ValueError("search_backend milvus needs milvus_uri (http://HOST:PORT of milvus-lite or a cluster)")
+    return MilvusSpec(settings.milvus_uri, settings.milvus_collection, settings.milvus_index_type,
+                      settings.milvus_token, settings.milvus_metric)
+
+
 class GatewayService:
     """Crops run on the request's thread; embedding and search each run on one worker thread of their own that
     takes whatever the concurrent requests have queued, so the recogniser and FAISS see batches."""
 
     def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batching: Batching,
-                 store: TemplateStore, keys: KeyRing, spec: IndexSpec, default_top_k: int, max_top_k: int) -> None:
+                 store: TemplateStore, keys: KeyRing, spec: IndexSpec, default_top_k: int, max_top_k: int,
+                 milvus: MilvusSpec | None = None) -> None:
         self.engine = engine
         self.cropper = cropper
         self.thresholds = thresholds
@@ -109,11 +124,12 @@ class GatewayService:
         self._store = store
         self._keys = keys
         self._spec = spec
+        self._milvus = milvus
         self._default_top_k = default_top_k
         self._max_top_k = max_top_k
         self._write_lock = threading.Lock()
         self._closed = False
-        self._index: FaissIndex | None = None
+        self._index: SearchIndex | None = None
 
     @classmethod
     def open(cls, settings: Settings, engine: FaceEngine, load_index: bool = True) -> GatewayService:
@@ -126,7 +142,7 @@ class GatewayService:
         spec = IndexSpec(kind=settings.index_kind, nlist=settings.ivf_lists, nprobe=settings.ivf_nprobe,
                          rerank=settings.rerank, ef_search=settings.hnsw_ef_search)
         service = cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
-                      batching, store, keys, spec, settings.top_k, settings.max_top_k)
+                      batching, store, keys, spec, settings.top_k, settings.max_top_k, milvus_spec(settings))
         if load_index:
             service.load_index()
         return service
@@ -141,9 +157,15 @@ class GatewayService:
         return self._index is not None
 
     def load_index(self) -> None:
-        """The saved index when it reflects the store's current version; else a rebuild from the store (minutes
-        for millions of templates)."""
+        """The shared Milvus collection when configured; else the saved FAISS index when it reflects the store's
+        current version, or a rebuild from the store (minutes for millions of templates)."""
         size = len(self._store)
+        if self._milvus is not None:
+            self._index = MilvusIndex.connect(self._milvus, self._store.dim, self._store.model_fingerprint)
+            if len(self._index) != size:
+                log.warning("Milvus collection %s holds %d templates, the store %d: run `fr-gateway gallery sync`",
+                            self._milvus.collection, len(self._index), size)
+            return
         kind = self._spec.resolve(size)
         options = {"spec": self._spec, "size": size, "exact": self._store.get_many}
         saved = load_snapshot(self._store.directory, self._snapshot_header(kind), self._keys)
@@ -169,6 +191,9 @@ class GatewayService:
         return np.concatenate(chunks)[:wanted]
 
     def save_index(self) -> None:
+        """Snapshot a FAISS index beside the store; a Milvus collection keeps itself."""
+        if isinstance(self._index, MilvusIndex):
+            return
         with self._write_lock:
             header = self._snapshot_header(self._index.kind)
             save_snapshot(self._index.to_bytes(), self._store.directory, header, self._keys)
@@ -182,6 +207,8 @@ class GatewayService:
         self._searcher.close()
         if self.ready:
             self.save_index()
+            if isinstance(self._index, MilvusIndex):
+                self._index.close()
         self._store.close()
 
     @property

@@ -15,9 +15,22 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
                                        require_client_auth=True)
 
 
+def balanced(target: str) -> tuple[str, list[tuple[str, object]]]:
+    """`HOST:PORT,HOST:PORT,...` (gateway replicas) as one gRPC target that spreads calls round robin over
+    the replicas that answer, with the first host as the TLS name; a single address is left as it is."""
+    addresses = [address.strip() for address in target.split(",") if address.strip()]
+    if len(addresses) < 2:
+        return target, []
+    return f"ipv4:{','.join(addresses)}", [("grpc.lb_policy_name", "round_robin"),
+                                            ("grpc.default_authority", addresses[0])]
+
+
 def open_channel(target: str, tls: TlsFiles | None = None,
                  options: Sequence[tuple[str, object]] = ()) -> grpc.Channel:
-    """A channel to a gateway: mutual TLS when given the client's files, else plaintext (for --insecure servers)."""
+    """A channel to a gateway, or to several replicas (comma-separated, balanced round robin): mutual TLS when
+    given the client's files, else plaintext (for --insecure servers)."""
+    target, balancing = balanced(target)
+    options = [*options, *balancing]
     if tls is None:
         return grpc.insecure_channel(target, options=options)
     credentials = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key,

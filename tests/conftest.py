@@ -85,9 +85,9 @@ class Client:
         return self.gateway.settings
 
 
-def launch(folder: Path, *args: str) -> GatewayProcess:
-    """`fr-gateway serve ARGS` in its own process on an ephemeral port."""
-    return GatewayProcess.start(folder, *args, timeout=120)
+def launch(folder: Path, *args: str, **settings: object) -> GatewayProcess:
+    """`fr-gateway serve ARGS` in its own process on an ephemeral port, with settings as FRG_* variables."""
+    return GatewayProcess.start(folder, *args, settings=settings, timeout=120)
 
 
 def stop(gateway: GatewayProcess) -> str:

@@ -232,6 +232,12 @@ class TemplateStore:
                                                   for nik, sealed, kid, model in rows])
             after = rows[-1][0]
 
+    def enrolled_at(self) -> dict[str, int]:
+        """Every NIK with its enrolment time (ms since the epoch), to check a shared search index against."""
+        with self._lock:
+            rows = self._db.execute("SELECT nik, enrolled_at FROM templates").fetchall()
+        return {nik: int(datetime.datetime.fromisoformat(at).timestamp() * 1000) for nik, at in rows}
+
     def reseal(self, batch: int = 1000) -> int:
         """Re-encrypt every record not sealed with the active key (after a rotation); returns how many."""
         done = 0

@@ -1,0 +1,27 @@
+"""The one protocol every search index keeps, so the service cannot tell the embedded FAISS indexes from the
+Milvus collection shared by replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from fr_gateway.search.faiss_index import Candidate
+
+
+class SearchIndex(Protocol):
+    kind: str
+
+    def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
+        """Insert or replace the NIKs' templates (L2-normalised, one row each)."""
+
+    def remove(self, nik: str) -> bool:
+        """Drop a NIK; False when it was not there (where the backend can tell)."""
+
+    def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
+        """The best `top_k` candidates of each template, best first, scored by cosine similarity."""
+
+    def __len__(self) -> int:
+        """Templates held."""

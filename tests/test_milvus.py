@@ -1,0 +1,117 @@
+"""The Milvus search backend against milvus-lite started as a server process on 127.0.0.1: the same answers
+as the exact FAISS index, drift between the store and the collection found and repaired, and two gateway
+processes sharing one collection, reached through one balanced channel that survives one of them stopping."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from conftest import ENROLLED, launch, loose, nik_for, photos, stop
+
+from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.gallery.store import TemplateStore
+from fr_gateway.search.faiss_index import FaissIndex
+from fr_gateway.search.milvus_index import Drift, MilvusIndex, MilvusSpec
+from fr_gateway.search.milvus_lite import milvus_lite_server
+from fr_gateway.security.keys import KeyRing
+from fr_gateway.transport import open_channel
+
+DIM = 512
+FINGERPRINT = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`milvus-lite server` in its own process on 127.0.0.1; yields its URI."""
+    with milvus_lite_server(tmp_path_factory.mktemp("milvus")) as (uri, _):
+        yield uri
+
+
+def templates(count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((count, DIM)).astype(np.float32)
+    return [nik_for(n) for n in range(count)], vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_milvus_answers_as_the_exact_index_does(milvus):
+    niks, vectors = templates(300)
+    index = MilvusIndex.connect(MilvusSpec(milvus, "exact", "FLAT"), DIM, FINGERPRINT)
+    exact = FaissIndex(DIM)
+    index.add(niks, vectors)
+    exact.add(niks, vectors)
+    assert len(index) == 300
+    probes = vectors[:8] + 0.05 * templates(8, seed=1)[1]
+    for found, expected in zip(index.search_many(probes, 5), exact.search_many(probes, 5), strict=True):
+        assert [c.nik for c in found] == [c.nik for c in expected]
+        assert [c.score for c in found] == pytest.approx([c.score for c in expected], abs=1e-4)
+    index.remove(niks[0])
+    assert len(index) == 299 and index.search_many(vectors[:1], 1)[0][0].nik != niks[0]
+    index.close()
+
+
+def test_unknown_index_types_and_another_models_collection_are_refused(milvus):
+    with pytest.raises(ValueError, match="choose one of"):
+        MilvusIndex.connect(MilvusSpec(milvus, "typo", "HNSWW"), DIM, FINGERPRINT)
+    MilvusIndex.connect(MilvusSpec(milvus, "mine", "HNSW"), DIM, FINGERPRINT).close()
+    with pytest.raises(ValueError, match="another model"):
+        MilvusIndex.connect(MilvusSpec(milvus, "mine", "HNSW"), DIM, "cd" * 32)
+
+
+def test_sync_finds_and_repairs_what_the_collection_lacks_holds_stale_or_holds_extra(milvus, tmp_path):
+    niks, vectors = templates(30)
+    store = TemplateStore(tmp_path / "gallery", FINGERPRINT, "test", KeyRing.load(tmp_path / "keys.json"), DIM)
+    index = MilvusIndex.connect(MilvusSpec(milvus, "drift", "IVF_SQ8"), DIM, FINGERPRINT)
+    index.add(niks[:21], vectors[:21])  # 9 of the store's never reached it ...
+    _, extra_vectors = templates(2, seed=7)
+    index.add([nik_for(900), nik_for(901)], extra_vectors)  # ... 2 the store erased are still there ...
+    time.sleep(0.01)
+    for nik, vector in zip(niks, vectors, strict=True):
+        store.upsert(nik, vector, {})
+    index.add(niks[:20], vectors[:20])  # ... and one re-enrolment (niks[20]) did not reach it
+    assert index.sync(store.enrolled_at(), store.get_many, repair=False) == Drift(missing=9, stale=1, extra=2)
+    assert bool(index.sync(store.enrolled_at(), store.get_many))
+    assert not index.sync(store.enrolled_at(), store.get_many, repair=False)
+    assert len(index) == 30
+    with pytest.raises(ValueError, match="not the store of record"):  # an empty store never erases a gallery
+        index.sync({}, store.get_many)
+    index.close()
+    store.close()
+
+
+def test_two_replicas_share_one_collection_and_a_balanced_client_survives_one_stopping(milvus, tmp_path):
+    shared = ["--insecure", "--gallery", str(tmp_path / "index" / "gallery")]
+    settings = {"search_backend": "milvus", "milvus_uri": milvus, "milvus_collection": "replicas"}
+    first = launch(tmp_path / "a", *shared, **settings, audit_dir=str(tmp_path / "audit-a"))
+    with contextlib.ExitStack() as running:
+        running.callback(first.stop)
+        second = launch(tmp_path / "b", *shared, **settings, audit_dir=str(tmp_path / "audit-b"))
+        running.callback(second.stop)
+        photo = photos(*ENROLLED[0])
+        with grpc.insecure_channel(first.target) as channel:
+            enrolled = gallery_pb2_grpc.GalleryStub(channel).Enroll(
+                gallery_pb2.EnrollRequest(nik=nik_for(0), face=loose(photo[0])), timeout=60)
+        assert enrolled.enrolled
+        request = recognition_pb2.IdentifyRequest(camera_id="gate", face=loose(photo[1]))
+        with grpc.insecure_channel(second.target) as channel:
+            found = recognition_pb2_grpc.RecognitionStub(channel).Identify(request, timeout=60)
+        assert found.decision == face_pb2.MATCH and found.candidates[0].nik == nik_for(0)
+
+        with open_channel(f"{first.target},{second.target}") as channel:
+            identify = recognition_pb2_grpc.RecognitionStub(channel).Identify
+            assert all(identify(request, timeout=60).decision == face_pb2.MATCH for _ in range(4))
+            stop(first)
+            answers = [identify(request, timeout=60, wait_for_ready=True) for _ in range(4)]
+        assert all(answer.candidates[0].nik == nik_for(0) for answer in answers)
+    check = subprocess.run([sys.executable, "-m", "fr_gateway.cli", "gallery", "sync", "--check", "--gallery",
+                            str(tmp_path / "index" / "gallery")], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, **{f"FRG_{k.upper()}": v for k, v in settings.items()}})
+    assert check.returncode == 0 and "store's 1 templates: 0 missing, 0 stale, 0 not in the store: in step" \
+        in check.stdout, check.stderr
