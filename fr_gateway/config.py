@@ -166,6 +166,11 @@ def load_settings(
     return settings
 
 
+def environment(settings: Mapping[str, object]) -> dict[str, str]:
+    """Settings as the FRG_* variables `load_settings` reads, for starting a gateway in another process."""
+    return {ENV_PREFIX + name.upper(): str(value) for name, value in settings.items()}
+
+
 def save_calibration(config_file: str | os.PathLike[str], calibration: Calibration) -> None:
     """Write the calibrated thresholds and the [calibration] table they come from into a config file,
     keeping its other settings (comments are not kept: TOML writers drop them)."""

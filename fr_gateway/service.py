@@ -162,9 +162,9 @@ class GatewayService:
         size = len(self._store)
         if self._milvus is not None:
             self._index = MilvusIndex.connect(self._milvus, self._store.dim, self._store.model_fingerprint)
-            if len(self._index) != size:
+            if (held := len(self._index)) != size:
                 log.warning("Milvus collection %s holds %d templates, the store %d: run `fr-gateway gallery sync`",
-                            self._milvus.collection, len(self._index), size)
+                            self._milvus.collection, held, size)
             return
         kind = self._spec.resolve(size)
         options = {"spec": self._spec, "size": size, "exact": self._store.get_many}

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import ENROLLED, launch, loose, nik_for, photos, stop
 
+from fr_gateway.config import environment
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.gallery.store import TemplateStore
 from fr_gateway.search.faiss_index import FaissIndex
@@ -112,6 +113,6 @@ def test_two_replicas_share_one_collection_and_a_balanced_client_survives_one_st
         assert all(answer.candidates[0].nik == nik_for(0) for answer in answers)
     check = subprocess.run([sys.executable, "-m", "fr_gateway.cli", "gallery", "sync", "--check", "--gallery",
                             str(tmp_path / "index" / "gallery")], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, **{f"FRG_{k.upper()}": v for k, v in settings.items()}})
+                           env={**os.environ, **environment(settings)})
     assert check.returncode == 0 and "store's 1 templates: 0 missing, 0 stale, 0 not in the store: in step" \
         in check.stdout, check.stderr

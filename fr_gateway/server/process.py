@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from fr_gateway.config import environment
+
 LOG_TAIL = 4000  # characters of the gateway's log quoted when it fails to start
 
 
@@ -33,8 +35,7 @@ class GatewayProcess:
         folder.mkdir(parents=True, exist_ok=True)
         port_file, log_file = folder / "gateway.port", folder / "gateway.log"
         port_file.unlink(missing_ok=True)
-        env = {**os.environ, "FRG_METRICS_LISTEN": "127.0.0.1:0",
-               **{f"FRG_{name.upper()}": str(value) for name, value in (settings or {}).items()}}
+        env = {**os.environ, **environment({"metrics_listen": "127.0.0.1:0", **(settings or {})})}
         with log_file.open("w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "fr_gateway.cli", "serve", "--listen", "127.0.0.1:0", "--port-file",
