@@ -1,6 +1,6 @@
 """Micro-batching: work from every stream and call is gathered into batches for one worker thread per stage
-(the recogniser, the search), through a bounded queue that refuses work instead of growing latency without
-bound."""
+(the detector, the recogniser, the search), through a bounded queue that refuses work instead of growing
+latency without bound."""
 
 from __future__ import annotations
 

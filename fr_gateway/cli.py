@@ -56,10 +56,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_camera(args: argparse.Namespace) -> int:
     from fr_gateway.camera.client import CameraClient, DecisionRecord
+    from fr_gateway.camera.display import Overlay, VideoFile, Window, window_unavailable
     from fr_gateway.camera.sources import open_frames
     from fr_gateway.faces.engine import load_detector, load_pack
     from fr_gateway.faces.models import choose_providers
 
+    if args.show and (why := window_unavailable()):
+        print(f"--show: {why}; --annotate FILE.avi writes the same view to a file", file=sys.stderr)
+        return 2
     settings = _settings(args)
     pack = load_pack(settings)
     detector = load_detector(settings, pack, choose_providers(settings.providers))
@@ -68,14 +72,18 @@ def cmd_camera(args: argparse.Namespace) -> int:
         frames = (frame for frame in frames if frame.index < args.max_frames)
     with contextlib.ExitStack() as stack:
         jsonl = stack.enter_context(Path(args.jsonl).open("w")) if args.jsonl else None
+        screens = ([Window()] if args.show else []) + ([VideoFile(Path(args.annotate))] if args.annotate else [])
+        overlay = stack.enter_context(contextlib.closing(Overlay(screens)))
 
         def show(record: DecisionRecord) -> None:
             print(record.line(), flush=True)
+            overlay.decided(record)
             if jsonl:
                 jsonl.write(json.dumps(dataclasses.asdict(record)) + "\n")
 
         channel = stack.enter_context(_channel(args))
-        client = CameraClient(detector, channel, args.camera_id, tracking=not args.no_tracking)
+        client = CameraClient(detector, channel, args.camera_id, tracking=not args.no_tracking,
+                              on_frame=overlay.frame if screens else None)
         stats = client.run(frames, show)
     counts = ", ".join(f"{name} {n}" for name, n in sorted(stats.decisions.items()))
     print(f"camera {args.camera_id}: {stats.frames} frames, {stats.faces} faces in {stats.seconds:.1f} s "
@@ -400,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--camera-id", required=True)
     camera.add_argument("--jsonl", help="also write every decision to this JSON Lines file")
     camera.add_argument("--max-frames", type=int, default=0, help="stop after this many frames")
+    camera.add_argument("--show", action="store_true",
+                        help="a window with each face boxed and named by its decision (needs a display)")
+    camera.add_argument("--annotate", metavar="FILE.avi", help="write that view to a video file (works headless)")
     camera.add_argument("--no-tracking", action="store_true",
                         help="send every face of every frame instead of the best few crops of each track")
     camera.set_defaults(run=cmd_camera)

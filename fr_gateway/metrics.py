@@ -16,7 +16,7 @@ REQUESTS = Counter("frgateway_requests", "Audited operations, by RPC (or refused
                    ["operation", "decision"])
 STAGE_SECONDS = Histogram("frgateway_stage_seconds", "Time spent per request-path stage", ["stage"],
                           buckets=_STAGE_BUCKETS)
-BATCH_SIZE = Histogram("frgateway_batch_size", "Items per micro-batch, by stage (embed, search)", ["stage"],
+BATCH_SIZE = Histogram("frgateway_batch_size", "Items per micro-batch, by stage (detect, embed, search)", ["stage"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 FACES_EMBEDDED = Counter("frgateway_faces_embedded", "Faces through the recogniser (rate() gives faces/s)")
 QUEUE_DEPTH = Gauge("frgateway_queue_depth", "Items waiting for a micro-batching stage", ["stage"])

@@ -9,7 +9,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 STAGE_TIMEOUT_S = 30.0
 SEARCH_BATCH = 64  # queries searched together: FAISS and the re-rank's one store read amortise over them
+DETECT_BATCH = 8  # LOOSE photos detected together: the model gains little past 8 on a CPU, and each waits longer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,8 +110,8 @@ def milvus_spec(settings: Settings) -> MilvusSpec | None:
 
 
 class GatewayService:
-    """Crops run on the request's thread; embedding and search each run on one worker thread of their own that
-    takes whatever the concurrent requests have queued, so the recogniser and FAISS see batches."""
+    """Decoding runs on the request's thread; detection, embedding and search each run on one worker thread of
+    their own that takes whatever the concurrent requests have queued, so the models and FAISS see batches."""
 
     def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batching: Batching,
                  store: TemplateStore, keys: KeyRing, spec: IndexSpec, default_top_k: int, max_top_k: int,
@@ -118,6 +119,7 @@ class GatewayService:
         self.engine = engine
         self.cropper = cropper
         self.thresholds = thresholds
+        self._detector = MicroBatcher("detect", engine.detector.detect_many, DETECT_BATCH, 0, batching.queue_size)
         self._embedder = MicroBatcher("embed", self._embed_batch, batching.batch_size, batching.wait_ms,
                                       batching.queue_size)
         self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size)
@@ -141,7 +143,7 @@ class GatewayService:
         batching = Batching(settings.batch_size, settings.batch_wait_ms, settings.queue_size)
         spec = IndexSpec(kind=settings.index_kind, nlist=settings.ivf_lists, nprobe=settings.ivf_nprobe,
                          rerank=settings.rerank, ef_search=settings.hnsw_ef_search)
-        service = cls(engine, build_cropper(settings, engine.detector), resolve_thresholds(settings, engine.pack),
+        service = cls(engine, build_cropper(settings), resolve_thresholds(settings, engine.pack),
                       batching, store, keys, spec, settings.top_k, settings.max_top_k, milvus_spec(settings))
         if load_index:
             service.load_index()
@@ -203,6 +205,7 @@ class GatewayService:
         if self._closed:
             return
         self._closed = True
+        self._detector.close()
         self._embedder.close()
         self._searcher.close()
         if self.ready:
@@ -248,9 +251,38 @@ class GatewayService:
     def _embed(self, crops: list[np.ndarray], deadline: float | None = None) -> list[np.ndarray]:
         return self._through(self._embedder, crops, deadline)
 
+    def _crops(self, faces: Sequence[FaceInput], *, enrolment: bool = False,
+               deadline: float | None = None) -> list[np.ndarray | Problem]:
+        """Each face decoded, the LOOSE photos among them detected together, then gated and aligned: per face a
+        crop ready to embed, or the Problem that stopped it."""
+        crops: list[np.ndarray | Problem] = []
+        for face in faces:
+            try:
+                crops.append(self.cropper.decode(face.image, face.kind, enrolment=enrolment))
+            except Problem as problem:
+                crops.append(problem)
+        loose = [position for position, (face, crop) in enumerate(zip(faces, crops, strict=True))
+                 if face.kind is CropKind.LOOSE and not isinstance(crop, Problem)]
+        try:
+            detections = self._through(self._detector, [crops[position] for position in loose], deadline)
+        except Problem as problem:
+            detections = [problem] * len(loose)
+        for position, found in zip(loose, detections, strict=True):
+            if isinstance(found, Problem):
+                crops[position] = found
+                continue
+            try:
+                crops[position] = self.cropper.choose(crops[position], found, enrolment=enrolment)
+            except Problem as problem:
+                crops[position] = problem
+        return crops
+
     def _templates(self, *faces: FaceInput, deadline: float | None = None) -> list[np.ndarray]:
-        """Crop and gate every face, then embed them together; every failure is a Problem."""
-        return self._embed([self.cropper.crop(face.image, face.kind) for face in faces], deadline)
+        """Crop and gate every face, then embed them together; the first failure is raised as its Problem."""
+        crops = self._crops(faces, deadline=deadline)
+        if problems := [crop for crop in crops if isinstance(crop, Problem)]:
+            raise problems[0]
+        return self._embed(crops, deadline)
 
     def _enrolled_template(self, nik: str) -> np.ndarray:
         template = self._store.get(validate_nik(nik))
@@ -302,18 +334,25 @@ class GatewayService:
 
     def _enroll_chunk(self, batch: tuple[EnrollRecord, ...], skip_unchanged: bool) -> list[EnrollResult]:
         results: list[EnrollResult | None] = [None] * len(batch)
-        accepted: list[tuple[int, np.ndarray, str]] = []
+        wanted: list[tuple[int, str]] = []
         for position, record in enumerate(batch):
             try:
                 validate_nik(record.nik)
-                source = hashlib.sha256(record.face.image).hexdigest()
-                if skip_unchanged and self._store.source_of(record.nik) == source:
-                    results[position] = EnrollResult(record.nik, True, unchanged=True)
-                    continue
-                crop = self.cropper.crop(record.face.image, record.face.kind, enrolment=True)
-                accepted.append((position, crop, source))
             except Problem as problem:
                 results[position] = EnrollResult(record.nik, False, reason=problem.reason, detail=problem.detail)
+                continue
+            source = hashlib.sha256(record.face.image).hexdigest()
+            if skip_unchanged and self._store.source_of(record.nik) == source:
+                results[position] = EnrollResult(record.nik, True, unchanged=True)
+            else:
+                wanted.append((position, source))
+        accepted: list[tuple[int, np.ndarray, str]] = []
+        crops = self._crops([batch[position].face for position, _ in wanted], enrolment=True)
+        for (position, source), crop in zip(wanted, crops, strict=True):
+            if isinstance(crop, Problem):
+                results[position] = EnrollResult(batch[position].nik, False, reason=crop.reason, detail=crop.detail)
+            else:
+                accepted.append((position, crop, source))
         if accepted:
             try:
                 templates = self._embed([crop for _, crop, _ in accepted])

@@ -1,4 +1,5 @@
-"""The micro-batcher: batches give the same templates as direct embedding, and a full queue refuses work."""
+"""The micro-batcher: batches give the same templates as direct embedding, and a full queue refuses work; the
+detector's batches find what insightface's one-image detect finds."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ENROLLED, photos
+from insightface.model_zoo.scrfd import SCRFD
 
 from fr_gateway.batching import MicroBatcher, Overloaded
-from fr_gateway.faces.detector import align
+from fr_gateway.faces.detector import DetectedFace, align
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +24,43 @@ def crops(engine):
         image = cv2.imread(str(photos(*who)[0]))
         out.append(align(image, engine.detector.detect(image)[0]))
     return out
+
+
+def insightface_detect(scrfd: SCRFD, side: int, image: np.ndarray) -> list[DetectedFace]:
+    boxes, landmarks = scrfd.detect(image, input_size=(side, side))
+    faces = [DetectedFace(tuple(box[:4]), float(box[4]), points) for box, points in zip(boxes, landmarks, strict=True)]
+    return sorted(faces, key=lambda face: face.area, reverse=True)
+
+
+def test_one_detector_batch_finds_what_insightface_finds_one_image_at_a_time(engine, crops):
+    """Photos of several sizes (several input sides in one batch), aligned crops, and a face cut inside its own
+    outline (found only on the retry with a border) give the boxes, scores and landmarks of insightface's
+    detect run on each image alone."""
+    images = [cv2.imread(str(photos(*who)[1])) for who in (ENROLLED[0], ENROLLED[10], ENROLLED[-1], ENROLLED[3])]
+    orl_s3 = cv2.imread(str(photos(*ENROLLED[12])[0]))
+    inside = cv2.resize(align(orl_s3, engine.detector.detect(orl_s3)[0])[35:87, 31:81], (160, 160))
+    images += [cv2.resize(images[0], None, fx=0.4, fy=0.4), *crops[:2], inside]
+    scrfd = SCRFD(session=engine.detector.session)
+    scrfd.prepare(0, det_thresh=0.5)
+    expected, retried = [], 0
+    for image in images:
+        faces = insightface_detect(scrfd, engine.detector.input_side(*image.shape[:2]), image)
+        if not faces:
+            retried += 1
+            pad = max(image.shape[:2]) // 2
+            padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+            faces = [DetectedFace(tuple(np.array(f.box) - pad), f.score, f.landmarks - pad)
+                     for f in insightface_detect(scrfd, engine.detector.input_side(*padded.shape[:2]), padded)]
+        expected.append(faces)
+    assert len({engine.detector.input_side(*image.shape[:2]) for image in images}) >= 3
+    assert retried == 1
+    found = engine.detector.detect_many(images)
+    assert [len(faces) for faces in found] == [len(faces) for faces in expected] and all(found)
+    for got, want in zip(found, expected, strict=True):
+        for face, reference in zip(got, want, strict=True):
+            assert np.allclose(face.box, reference.box, atol=1e-3)
+            assert face.score == pytest.approx(reference.score, abs=1e-5)
+            assert np.allclose(face.landmarks, reference.landmarks, atol=1e-3)
 
 
 def test_batched_templates_equal_direct_ones(engine, crops):

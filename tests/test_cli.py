@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import cv2
 import onnx
 import pytest
 from conftest import ENROLLED, NOT_ENROLLED, launch, nik_for, photos, start_gateway, stop
@@ -36,7 +37,7 @@ def test_serve_without_certificates_or_insecure_refuses_to_start(tmp_path):
     assert "certs init" in result.stderr and "--insecure" in result.stderr
 
 
-def test_enroll_identify_verify_and_camera_against_a_served_gateway(served, tmp_path):
+def test_enroll_identify_verify_and_camera_against_a_served_gateway(served, tmp_path, monkeypatch):
     manifest = tmp_path / "people.csv"
     rows = ["nik,photo,name"]
     rows += [f"{nik_for(i)},{photos(*ENROLLED[i])[0]},{'/'.join(ENROLLED[i])}" for i in range(3)]
@@ -67,16 +68,21 @@ def test_enroll_identify_verify_and_camera_against_a_served_gateway(served, tmp_
     frames.mkdir()
     for n, who in enumerate([ENROLLED[0], NOT_ENROLLED[1], ENROLLED[2]]):
         shutil.copy(photos(*who)[1], frames / f"{n:03d}{photos(*who)[1].suffix}")
-    decisions = tmp_path / "decisions.jsonl"
+    decisions, view = tmp_path / "decisions.jsonl", tmp_path / "view.avi"
     camera = fr_gateway("camera", "--source", str(frames), "--camera-id", "GATE-7", "--target", served,
-                        "--jsonl", str(decisions))
+                        "--jsonl", str(decisions), "--annotate", str(view))
     assert camera.returncode == 0, camera.stderr
+    assert cv2.VideoCapture(str(view)).get(cv2.CAP_PROP_FRAME_COUNT) == 3  # photos of three sizes, one video
     lines = [line for line in camera.stdout.splitlines() if line.startswith("[")]
     assert lines[0].startswith("[00:00:00.000] frame     0 face 1 GATE-7-t1  MATCH") and nik_for(0) in lines[0]
     records = [json.loads(line) for line in decisions.read_text().splitlines()]
     first_faces = [(r["frame"], r["decision"], r["nik"]) for r in records if r["face"] == 1]
     assert first_faces == [(0, "MATCH", nik_for(0)), (1, "NO_MATCH", ""), (2, "MATCH", nik_for(2))]
     assert "camera GATE-7: 3 frames" in camera.stdout
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    headless = fr_gateway("camera", "--source", str(frames), "--camera-id", "GATE-7", "--target", served, "--show")
+    assert headless.returncode == 2 and "no display" in headless.stderr and "--annotate" in headless.stderr
 
 
 def test_offline_enroll_from_jsonl(tmp_path):

@@ -76,10 +76,12 @@ class _Pending:
 
 class CameraClient:
     """`tracking=False` sends every face of every frame (for comparison); `max_backoff_s` caps the wait
-    between reconnection attempts, and `give_up_after_s` ends the run when the gateway stays away that long."""
+    between reconnection attempts, and `give_up_after_s` ends the run when the gateway stays away that long.
+    `on_frame` sees every frame with its faces (for a display)."""
 
     def __init__(self, detector: FaceDetector, channel: grpc.Channel, camera_id: str, top_k: int = 1,
-                 tracking: bool = True, max_backoff_s: float = 10.0, give_up_after_s: float = 300.0) -> None:
+                 tracking: bool = True, max_backoff_s: float = 10.0, give_up_after_s: float = 300.0,
+                 on_frame: Callable[[Frame, list[TrackedFace]], None] | None = None) -> None:
         self._detector = detector
         self._stub = recognition_pb2_grpc.RecognitionStub(channel)
         self._camera_id = camera_id
@@ -87,6 +89,7 @@ class CameraClient:
         self._tracker = FaceTracker(camera_id) if tracking else None
         self._max_backoff_s = max_backoff_s
         self._give_up_after_s = give_up_after_s
+        self._on_frame = on_frame
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()  # pending
         self._frame_lock = threading.Lock()  # taking a frame and registering its crops
@@ -120,7 +123,10 @@ class CameraClient:
         """The crops of one frame that go to the gateway, registered as pending."""
         self._stats.frames += 1
         requests = []
-        for number, tracked in enumerate(self._tracked(frame), start=1):
+        faces = self._tracked(frame)
+        if self._on_frame is not None:
+            self._on_frame(frame, faces)
+        for number, tracked in enumerate(faces, start=1):
             self._stats.faces += 1
             if not tracked.send:
                 continue

@@ -7,7 +7,7 @@ import enum
 
 import numpy as np
 
-from fr_gateway.faces.detector import ALIGNED_SIZE, FaceDetector, align
+from fr_gateway.faces.detector import ALIGNED_SIZE, DetectedFace, align
 from fr_gateway.faces.images import decode_image
 from fr_gateway.faces.quality import QualityGate
 from fr_gateway.metrics import timed
@@ -28,36 +28,38 @@ class ImageLimits:
 
 
 class FaceCropper:
-    """Decode, detect, keep the dominant face, gate its quality, align. Enrolment is stricter: the photo
-    must show one person, with a surer detection."""
+    """Decode, keep the dominant detected face, gate its quality, align. Detection itself is the caller's (a
+    micro-batched stage), so the cropper works in two steps around it. Enrolment is stricter: the photo must
+    show one person, with a surer detection."""
 
-    def __init__(self, detector: FaceDetector, gate: QualityGate, enrol_gate: QualityGate,
-                 limits: ImageLimits, enrol_dominance: float) -> None:
-        self._detector = detector
+    def __init__(self, gate: QualityGate, enrol_gate: QualityGate, limits: ImageLimits,
+                 enrol_dominance: float) -> None:
         self._gate = gate
         self._enrol_gate = enrol_gate
         self._limits = limits
         self._enrol_dominance = enrol_dominance
 
-    def crop(self, data: bytes, kind: CropKind, *, enrolment: bool = False) -> np.ndarray:
+    def decode(self, data: bytes, kind: CropKind, *, enrolment: bool = False) -> np.ndarray:
+        """The decoded image. An ALIGNED crop is checked and gated here: it is ready to embed."""
         with timed("decode"):
             image = decode_image(data, self._limits.max_bytes, self._limits.max_pixels)
-        gate = self._enrol_gate if enrolment else self._gate
         if kind is CropKind.ALIGNED:
             if image.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
                 raise Problem(Reason.IMAGE_NOT_ALIGNED,
                               f"an ALIGNED crop must be {ALIGNED_SIZE}x{ALIGNED_SIZE}, got "
                               f"{image.shape[1]}x{image.shape[0]}; send it as LOOSE instead")
-            gate.check_crop(image)
-            return image
-        with timed("detect"):
-            faces = self._detector.detect(image)
+            (self._enrol_gate if enrolment else self._gate).check_crop(image)
+        return image
+
+    def choose(self, image: np.ndarray, faces: list[DetectedFace], *, enrolment: bool = False) -> np.ndarray:
+        """The dominant face of a LOOSE image (faces largest first, from the detector), gated and aligned."""
         if not faces:
             raise Problem(Reason.NO_FACE_FOUND, "no face found in the image")
         dominant = faces[0]
         if enrolment and len(faces) > 1 and faces[1].area > self._enrol_dominance * dominant.area:
             raise Problem(Reason.MULTIPLE_FACES,
                           f"{len(faces)} faces of similar size; an enrolment photo must show one person")
+        gate = self._enrol_gate if enrolment else self._gate
         gate.check_detection(dominant)
         aligned = align(image, dominant)
         gate.check_crop(aligned)

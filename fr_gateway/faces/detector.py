@@ -7,9 +7,10 @@ import math
 import threading
 import warnings
 
+import cv2
 import numpy as np
 import onnxruntime as ort
-from insightface.model_zoo.scrfd import SCRFD
+from insightface.model_zoo.scrfd import SCRFD, distance2bbox, distance2kps
 from insightface.utils import face_align
 
 ALIGNED_SIZE = 112
@@ -46,47 +47,99 @@ def align(image: np.ndarray, face: DetectedFace) -> np.ndarray:
 
 
 class FaceDetector:
-    """Finds faces, largest first. Runs are serialised: two runs at once only fight over the same cores."""
+    """Finds faces, largest first, in one image or a batch of them. Runs are serialised: two runs at once only
+    fight over the same cores. SCRFD's own detect takes one image; the batch is letterboxed and decoded here
+    the same way, with insightface's box and landmark decoding and its NMS."""
 
     def __init__(self, session: ort.InferenceSession, model_file: str, max_side: int, min_score: float) -> None:
         self._scrfd = SCRFD(model_file=model_file, session=session)
         self._scrfd.prepare(0, det_thresh=min_score, input_size=(max_side, max_side))
         self._max_side = max_side
         self._lock = threading.Lock()
+        self._centres: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def session(self) -> ort.InferenceSession:
         """The model's session, for timing the model alone."""
         return self._scrfd.session
 
-    def _input_side(self, height: int, width: int) -> int:
+    def input_side(self, height: int, width: int) -> int:
         """Small images are searched at their own size (cheaper), large ones scaled down to max_side."""
         side = math.ceil(max(height, width) / STRIDE) * STRIDE
         return max(MIN_INPUT, min(self._max_side, side))
 
-    def _run(self, image: np.ndarray) -> list[DetectedFace]:
-        side = self._input_side(*image.shape[:2])
-        with self._lock:
-            boxes, landmarks = self._scrfd.detect(image, input_size=(side, side))
-        faces = [
-            DetectedFace(tuple(float(v) for v in box[:4]), float(box[4]), kps.astype(np.float32))
-            for box, kps in zip(boxes, landmarks, strict=True)
-        ]
+    @staticmethod
+    def _letterbox(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+        """The image scaled to fit a side x side canvas at its top left (as SCRFD.detect does), and the scale."""
+        height, width = image.shape[:2]
+        if height > width:
+            new_height, new_width = side, int(side * width / height)
+        else:
+            new_height, new_width = int(side * height / width), side
+        canvas = np.zeros((side, side, 3), dtype=np.uint8)
+        canvas[:new_height, :new_width] = cv2.resize(image, (new_width, new_height))
+        return canvas, new_height / height
+
+    def _anchor_centres(self, side: int, stride: int) -> np.ndarray:
+        key = (side, stride)
+        if key not in self._centres:
+            cells = side // stride
+            grid = np.stack(np.mgrid[:cells, :cells][::-1], axis=-1).astype(np.float32).reshape(-1, 2) * stride
+            self._centres[key] = np.repeat(grid, self._scrfd._num_anchors, axis=0)
+        return self._centres[key]
+
+    def _decode(self, outputs: list[np.ndarray], row: int, side: int, scale: float) -> list[DetectedFace]:
+        """One image's faces from the batch outputs: per stride, the anchors over the score threshold; then
+        NMS over all strides."""
+        scrfd, levels = self._scrfd, self._scrfd.fmc
+        scores, boxes, points = [], [], []
+        for level, stride in enumerate(scrfd._feat_stride_fpn):
+            centres = self._anchor_centres(side, stride)
+            passed = np.where(outputs[level][row] >= scrfd.det_thresh)[0]
+            scores.append(outputs[level][row][passed])
+            boxes.append(distance2bbox(centres, outputs[level + levels][row] * stride)[passed])
+            points.append(distance2kps(centres, outputs[level + 2 * levels][row] * stride)[passed])
+        scores_all = np.vstack(scores)
+        order = scores_all.ravel().argsort()[::-1]
+        detections = np.hstack((np.vstack(boxes) / scale, scores_all)).astype(np.float32)[order]
+        landmarks = (np.vstack(points) / scale).reshape(-1, 5, 2)[order]
+        keep = scrfd.nms(detections)
+        faces = [DetectedFace(tuple(float(v) for v in detections[k, :4]), float(detections[k, 4]),
+                              landmarks[k].astype(np.float32)) for k in keep]
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
-    def detect(self, image: np.ndarray) -> list[DetectedFace]:
-        """Faces in the image. A tight crop (face filling the frame) is retried with a border around it,
+    def _run_many(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """One model run per input side among the images."""
+        found: list[list[DetectedFace]] = [[] for _ in images]
+        by_side: dict[int, list[int]] = {}
+        for position, image in enumerate(images):
+            by_side.setdefault(self.input_side(*image.shape[:2]), []).append(position)
+        scrfd = self._scrfd
+        for side, positions in by_side.items():
+            boxed = [self._letterbox(images[p], side) for p in positions]
+            blob = cv2.dnn.blobFromImages([canvas for canvas, _ in boxed], 1.0 / scrfd.input_std, (side, side),
+                                          (scrfd.input_mean,) * 3, swapRB=True)
+            with self._lock:
+                outputs = scrfd.session.run(scrfd.output_names, {scrfd.input_name: blob})
+            for row, (position, (_, scale)) in enumerate(zip(positions, boxed, strict=True)):
+                found[position] = self._decode(outputs, row, side, scale)
+        return found
+
+    def detect_many(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces in each image. A tight crop (face filling the frame) is retried with a border around it,
         because the detector expects some context around a face."""
-        faces = self._run(image)
-        if faces:
-            return faces
-        height, width = image.shape[:2]
-        pad = max(height, width) // 2
-        padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="constant")
-        shift = np.array([pad, pad], dtype=np.float32)
-        return [
-            DetectedFace(
-                (f.box[0] - pad, f.box[1] - pad, f.box[2] - pad, f.box[3] - pad), f.score, f.landmarks - shift
-            )
-            for f in self._run(padded)
-        ]
+        found = self._run_many(images)
+        retry = [position for position, faces in enumerate(found) if not faces]
+        if retry:
+            pads = [max(images[p].shape[:2]) // 2 for p in retry]
+            padded = [np.pad(images[p], ((pad, pad), (pad, pad), (0, 0)), mode="constant")
+                      for p, pad in zip(retry, pads, strict=True)]
+            for position, pad, faces in zip(retry, pads, self._run_many(padded), strict=True):
+                shift = np.array([pad, pad], dtype=np.float32)
+                found[position] = [DetectedFace((f.box[0] - pad, f.box[1] - pad, f.box[2] - pad, f.box[3] - pad),
+                                                f.score, f.landmarks - shift) for f in faces]
+        return found
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        """Faces in one image, largest first."""
+        return self.detect_many([image])[0]

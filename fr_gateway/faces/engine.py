@@ -80,8 +80,8 @@ def load_engine(settings: Settings) -> FaceEngine:
     return FaceEngine(pack, recognizer.get_providers(), detector, FaceEmbedder(recognizer, str(pack.recognizer_file)))
 
 
-def build_cropper(settings: Settings, detector: FaceDetector) -> FaceCropper:
+def build_cropper(settings: Settings) -> FaceCropper:
     gate = QualityGate(settings.det_score, settings.min_face_px, settings.min_blur, settings.max_yaw)
     enrol_gate = dataclasses.replace(gate, min_det_score=settings.enrol_min_det_score)
     limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
-    return FaceCropper(detector, gate, enrol_gate, limits, settings.enrol_dominance)
+    return FaceCropper(gate, enrol_gate, limits, settings.enrol_dominance)
