@@ -11,8 +11,9 @@ writes realtime.json and realtime.md:
    are the probes): 1, 4 and 16 camera streams of ALIGNED crops sending flat out (one, or up to eight crops
    unanswered per camera), then 16 cameras offering 50%, 80% and 150% of the limit on a fixed schedule,
    dropping a crop when eight are unanswered, as a live camera must;
-4. LOOSE photos (detection in the gateway): 1 and 4 clients one request at a time (the peer's setting), and
-   16 cameras flat out;
+4. LOOSE photos (detection in the gateway): 1 and 4 clients one request at a time, and 16 cameras flat out;
+5. the peer's own setting, beside the figures it reports: unary Identify of a 250x250 photo against 1,000
+   people by 1 and 4 clients, and a 1:1 Verify of two 250x250 photos;
 and the detector alone by batch size, and the camera's tracking saving on the demo's kind of video:
 embeddings per person with and without it.
 """
@@ -48,7 +49,9 @@ from fr_gateway.server.process import gateway_process
 from fr_gateway.transport import open_channel
 
 CAMERA, ADMIN = Principal("camera", "BENCH-1"), Principal("admin", "BENCH")
-PEER = {"loose_p50_ms": 54, "loose_p99_ms": 122, "loose_requests_per_s_4_clients": 26}  # as reported; not ours
+PEER = {"loose_p50_ms": 54, "loose_p99_ms": 122, "loose_requests_per_s_4_clients": 26,
+        "verify_p50_ms": 94}  # as reported; not ours
+PEER_GALLERY, PEER_SIDE = 1_000, 250
 
 
 def decoded(crops: list[bytes]) -> list[np.ndarray]:
@@ -121,17 +124,88 @@ def cameras(target: str, tls, faces: list[face_pb2.Face], streams: int, seconds:
                     latencies[number].append(arrived - sent_at.pop(answer.request_id))
                     decisions[number][face_pb2.Decision.Name(answer.decision)] += 1
 
-    threads = [threading.Thread(target=camera, args=(n,)) for n in range(streams)]
+    in_threads(camera, streams)
+    answered = summary(latencies, decisions)
+    return {"streams": streams, "window": window, "offered_per_s": rate or None, "faces": answered["answered"],
+            "faces_per_s": round(answered["answered"] / seconds, 1), "dropped_by_cameras": sum(dropped), **answered}
+
+
+def in_threads(work, count: int) -> None:
+    """work(0) ... work(count - 1), each on a thread of its own, until all have returned."""
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def summary(latencies: list[list[float]], decisions: list[Counter[str]]) -> dict:
     every = [x for per in latencies for x in per]
-    return {"streams": streams, "window": window, "offered_per_s": rate or None, "faces": len(every),
-            "faces_per_s": round(len(every) / seconds, 1), "dropped_by_cameras": sum(dropped),
-            "p50_ms": round(float(np.percentile(every, 50)) * 1000, 1),
-            "p99_ms": round(float(np.percentile(every, 99)) * 1000, 1),
-            "decisions": dict(sum(decisions, Counter()))}
+    return {"answered": len(every), "p50_ms": round(float(np.percentile(every, 50)) * 1000, 1),
+            "p99_ms": round(float(np.percentile(every, 99)) * 1000, 1), "decisions": dict(sum(decisions, Counter()))}
+
+
+def unary(target: str, tls, call, clients: int, seconds: float) -> dict:
+    """`clients` callers for `seconds`, each sending its next request when the last is answered:
+    `call(stub, n)` makes request n and returns its decision."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    decisions: list[Counter[str]] = [Counter() for _ in range(clients)]
+    stop = time.perf_counter() + seconds
+
+    def client(number: int) -> None:
+        with open_channel(target, tls) as channel:
+            stub, n = recognition_pb2_grpc.RecognitionStub(channel), number
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                decisions[number][face_pb2.Decision.Name(call(stub, n))] += 1
+                latencies[number].append(time.perf_counter() - started)
+                n += clients
+
+    in_threads(client, clients)
+    answered = summary(latencies, decisions)
+    return {"clients": clients, "requests_per_s": round(answered["answered"] / seconds, 1), **answered}
+
+
+def as_peer_photo(path: Path) -> bytes:
+    """The photo as the peer's probes are: the largest centred square, 250x250, JPEG."""
+    image = decode_image(path.read_bytes(), 1 << 30, 1 << 30)
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = cv2.resize(image[top:top + side, left:left + side], (PEER_SIDE, PEER_SIDE))
+    return cv2.imencode(".jpg", square, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+def peer_setting(folder: Path, engine: FaceEngine, folks: list[list[Path]], clients_tls: dict,
+                 seconds: float) -> dict:
+    """The peer's measurements repeated here: 1:N of a 250x250 photo against 1,000 people (one client, then
+    four), and 1:1 of two 250x250 photos, unary over mutual TLS. Every probe is of an enrolled person."""
+    fill_gallery(folder / "peer", engine, PEER_GALLERY - len(folks))
+    issue(folder / "peer" / "keys" / "audit-gateway", folder / "peer-auditor")
+    probes = [as_peer_photo(photos[1]) for photos in folks]
+    references = [as_peer_photo(photos[0]) for photos in folks]
+    loose = [face_pb2.Face(image=photo, kind=face_pb2.LOOSE) for photo in probes]
+    with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "peer" / "gallery"),
+                         rate_limit=0, streams_per_client=0) as gateway:
+        with open_channel(gateway.target, clients_tls[ADMIN]) as channel:
+            gallery_pb2_grpc.GalleryStub(channel).EnrollStream(iter(
+                gallery_pb2.EnrollRequest(nik=synthetic_nik(n), face=face_pb2.Face(image=photos[0].read_bytes()))
+                for n, photos in enumerate(folks)), timeout=300)
+
+        def identify(stub, n: int) -> int:
+            return stub.Identify(recognition_pb2.IdentifyRequest(camera_id=ADMIN.identity,
+                                                                 face=loose[n % len(loose)]), timeout=30).decision
+
+        def verify(stub, n: int) -> int:
+            return stub.Verify(recognition_pb2.VerifyRequest(
+                probe=loose[n % len(loose)],
+                reference_face=face_pb2.Face(image=references[n % len(loose)], kind=face_pb2.LOOSE)),
+                timeout=30).decision
+
+        unary(gateway.target, clients_tls[ADMIN], identify, 1, 2)  # warm-up
+        return {"identify_1_client": unary(gateway.target, clients_tls[ADMIN], identify, 1, seconds),
+                "identify_4_clients": unary(gateway.target, clients_tls[ADMIN], identify, 4, seconds),
+                "verify_1_client": unary(gateway.target, clients_tls[ADMIN], verify, 1, seconds)}
 
 
 def tracking_saving(engine: FaceEngine, folks: list[list[Path]], frames_per_walk: int = 25) -> dict:
@@ -234,6 +308,8 @@ def main() -> None:
                 row["gateway_rss_mib"] = rss_mib(gateway.process.pid)
                 results["gateway"].append(row)
                 print(json.dumps(row), flush=True)
+        results["peer_setting"] = peer_setting(folder, engine, folks, clients, args.seconds)
+        print(json.dumps(results["peer_setting"]), flush=True)
     after = raw_limit(engine, crops, args.seconds / 2)
     results["raw_limit_after_faces_per_s"] = round(after[best_batch], 1)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
@@ -262,6 +338,7 @@ def markdown(results: dict) -> str:
                  f"{tracking['frames_per_person']} frames): {tracking['per_person_with']} crops per person sent "
                  f"with tracking, {tracking['per_person_without']} without.")
     lines.append(f"\nDetector alone, images/s: {results['detector_images_per_s']}.")
+    lines += peer_table(results["peer_setting"])
     lines.append(f"\nGallery: {results['gallery']:,} identities (ivfpq), built and loaded in "
                  f"{results['gallery_build_s']} s. The gateway runs in its own process; the cameras are threads of "
                  "the benchmark's, on the same CPUs. The limit for LOOSE photos is the naive in-process detect + "
@@ -269,6 +346,24 @@ def markdown(results: dict) -> str:
                  f"measured again after the gateway rows: {results['raw_limit_after_faces_per_s']}. "
                  f"{results['cpus']} CPUs. Reproduce: `make bench-realtime`.")
     return "\n".join(lines) + "\n"
+
+
+def peer_table(peer: dict) -> list[str]:
+    """The peer's setting: the gateway's figures beside the ones the peer reports, and their ratio."""
+    one, four, verify = peer["identify_1_client"], peer["identify_4_clients"], peer["verify_1_client"]
+    rows = [("1:N, one client, p50 ms", one["p50_ms"], PEER["loose_p50_ms"]),
+            ("1:N, one client, p99 ms", one["p99_ms"], PEER["loose_p99_ms"]),
+            ("1:N, four clients, requests/s", four["requests_per_s"], PEER["loose_requests_per_s_4_clients"]),
+            ("1:1 of two photos, one client, p50 ms", verify["p50_ms"], PEER["verify_p50_ms"])]
+    lines = [f"\nThe peer's setting: a {PEER_SIDE}x{PEER_SIDE} photo (LOOSE) against {PEER_GALLERY:,} people, unary "
+             "calls over mutual TLS, measured here; the peer's figures are as it reports them for a machine like "
+             "this one, not measured here.\n",
+             "| measure | gateway | peer (reported) | gateway / peer | decisions |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for (name, ours, theirs), run in zip(rows, (one, one, four, verify), strict=True):
+        counts = ", ".join(f"{decision} {n}" for decision, n in sorted(run["decisions"].items()))
+        lines.append(f"| {name} | {ours} | {theirs} | {ours / theirs:.2f} | {counts} |")
+    return lines
 
 
 if __name__ == "__main__":
