@@ -26,11 +26,13 @@ class Overloaded(Exception):
 
 class MicroBatcher(Generic[Item, Result]):
     """Runs `work` on up to `batch_size` queued items at once, waiting at most `wait_ms` for a batch to fill;
-    `work` returns one result per item, in order. Items whose caller gave up (a cancelled future) are skipped."""
+    `work` returns one result per item, in order. Items whose caller gave up (a cancelled future) are skipped.
+    A failed batch fails its callers; failures of the `expected` kinds (an outage, not a bug) log one line."""
 
     def __init__(self, stage: str, work: Callable[[list[Item]], Sequence[Result]], batch_size: int, wait_ms: float,
-                 queue_size: int) -> None:
+                 queue_size: int, expected: tuple[type[Exception], ...] = ()) -> None:
         self._stage = stage
+        self._expected = expected
         self._work = work
         self._batch_size = max(1, batch_size)
         self._wait_s = max(0.0, wait_ms) / 1000
@@ -90,7 +92,10 @@ class MicroBatcher(Generic[Item, Result]):
                     results = self._work([item for item, _ in live])
                 self._sizes.observe(len(live))
             except Exception as exc:  # a failed batch fails its callers, never the worker
-                log.exception("%s batch of %d failed", self._stage, len(live))
+                if isinstance(exc, self._expected):
+                    log.warning("%s batch of %d failed: %s", self._stage, len(live), exc)
+                else:
+                    log.exception("%s batch of %d failed", self._stage, len(live))
                 for _, fut in live:
                     fut.set_exception(exc)
                 continue

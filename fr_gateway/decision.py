@@ -27,7 +27,7 @@ def decision_for(reason: Reason) -> Decision:
     """The decision reported when a face was not compared, by why."""
     if reason is Reason.NO_FACE_FOUND:
         return Decision.NO_FACE
-    if reason is Reason.GATEWAY_OVERLOADED:
+    if reason in (Reason.GATEWAY_OVERLOADED, Reason.SEARCH_UNAVAILABLE):  # not processed now: try a newer crop
         return Decision.OVERLOADED
     if reason in INPUT_REASONS or reason is Reason.NIK_NOT_ENROLLED:
         return Decision.INVALID

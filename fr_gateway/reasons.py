@@ -22,6 +22,7 @@ class Reason(enum.Enum):
     NIK_NOT_ENROLLED = enum.auto()
     ARGUMENT_INVALID = enum.auto()
     GATEWAY_OVERLOADED = enum.auto()
+    SEARCH_UNAVAILABLE = enum.auto()
 
 
 # Reasons that mean the request itself was malformed (INVALID_ARGUMENT on unary calls).

@@ -24,7 +24,7 @@ from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.metrics import FACES_EMBEDDED
 from fr_gateway.reasons import Problem, Reason
-from fr_gateway.search.backend import SearchIndex
+from fr_gateway.search.backend import SearchIndex, SearchUnavailable
 from fr_gateway.search.faiss_index import INDEX_CLASSES, Candidate, IndexSpec
 from fr_gateway.search.milvus_index import MilvusIndex, MilvusSpec
 from fr_gateway.search.snapshot import load_snapshot, save_snapshot
@@ -122,7 +122,8 @@ class GatewayService:
         self._detector = MicroBatcher("detect", engine.detector.detect_many, DETECT_BATCH, 0, batching.queue_size)
         self._embedder = MicroBatcher("embed", self._embed_batch, batching.batch_size, batching.wait_ms,
                                       batching.queue_size)
-        self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size)
+        self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size,
+                                      expected=(SearchUnavailable,))
         self._store = store
         self._keys = keys
         self._spec = spec
@@ -247,6 +248,8 @@ class GatewayService:
             for future in pending:
                 future.cancel()
             raise Problem(Reason.GATEWAY_OVERLOADED, str(exc) or "no time left before the deadline") from exc
+        except SearchUnavailable as exc:
+            raise Problem(Reason.SEARCH_UNAVAILABLE, str(exc)) from exc
 
     def _embed(self, crops: list[np.ndarray], deadline: float | None = None) -> list[np.ndarray]:
         return self._through(self._embedder, crops, deadline)

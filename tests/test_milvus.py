@@ -116,3 +116,36 @@ def test_two_replicas_share_one_collection_and_a_balanced_client_survives_one_st
                            env={**os.environ, **environment(settings)})
     assert check.returncode == 0 and "store's 1 templates: 0 missing, 0 stale, 0 not in the store: in step" \
         in check.stdout, check.stderr
+
+
+def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
+    """With its Milvus gone, a gateway answers a unary Identify UNAVAILABLE with the reason, a stream's crops
+    OVERLOADED with the reason (the stream goes on), and keeps serving what needs no search."""
+    with milvus_lite_server(tmp_path / "milvus") as (uri, server):
+        gateway = launch(tmp_path / "g", "--insecure", "--gallery", str(tmp_path / "index" / "gallery"),
+                         search_backend="milvus", milvus_uri=uri, milvus_collection="outage")
+        try:
+            photo = photos(*ENROLLED[0])
+            with grpc.insecure_channel(gateway.target) as channel:
+                assert gallery_pb2_grpc.GalleryStub(channel).Enroll(
+                    gallery_pb2.EnrollRequest(nik=nik_for(0), face=loose(photo[0])), timeout=60).enrolled
+                recognition = recognition_pb2_grpc.RecognitionStub(channel)
+                request = recognition_pb2.IdentifyRequest(camera_id="gate", face=loose(photo[1]))
+                assert recognition.Identify(request, timeout=60).decision == face_pb2.MATCH
+                server.kill()
+                server.wait()
+                with pytest.raises(grpc.RpcError) as refused:
+                    recognition.Identify(request, timeout=60)
+                assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert refused.value.details().startswith("SEARCH_UNAVAILABLE: Milvus at")
+                answers = list(recognition.IdentifyStream(iter([request, request]), timeout=60))
+                assert [(a.decision, a.reason) for a in answers] == [(face_pb2.OVERLOADED,
+                                                                      face_pb2.SEARCH_UNAVAILABLE)] * 2
+                verified = recognition.Verify(recognition_pb2.VerifyRequest(probe=loose(photo[1]), nik=nik_for(0)),
+                                              timeout=60)
+                assert verified.decision == face_pb2.MATCH  # 1:1 needs only the store
+                assert recognition.GetInfo(recognition_pb2.GetInfoRequest(), timeout=30).gallery_size == 1
+        finally:
+            log = stop(gateway)
+    assert "WARNING fr_gateway.batching: search batch of 1 failed: Milvus at" in log
+    assert "ERROR fr_gateway" not in log, log

@@ -38,6 +38,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NIK_NOT_ENROLLED: _ClassVar[Reason]
     ARGUMENT_INVALID: _ClassVar[Reason]
     GATEWAY_OVERLOADED: _ClassVar[Reason]
+    SEARCH_UNAVAILABLE: _ClassVar[Reason]
 CROP_KIND_UNSPECIFIED: CropKind
 ALIGNED: CropKind
 LOOSE: CropKind
@@ -63,6 +64,7 @@ NIK_INVALID: Reason
 NIK_NOT_ENROLLED: Reason
 ARGUMENT_INVALID: Reason
 GATEWAY_OVERLOADED: Reason
+SEARCH_UNAVAILABLE: Reason
 
 class Face(_message.Message):
     __slots__ = ("image", "kind")

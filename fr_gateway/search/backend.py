@@ -11,6 +11,10 @@ import numpy as np
 from fr_gateway.search.faiss_index import Candidate
 
 
+class SearchUnavailable(Exception):
+    """The index did not answer (a shared backend that is down or unreachable): the face was not searched."""
+
+
 class SearchIndex(Protocol):
     kind: str
 
@@ -21,7 +25,8 @@ class SearchIndex(Protocol):
         """Drop a NIK; False when it was not there (where the backend can tell)."""
 
     def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
-        """The best `top_k` candidates of each template, best first, scored by cosine similarity."""
+        """The best `top_k` candidates of each template, best first, scored by cosine similarity; raises
+        SearchUnavailable when the backend cannot be reached."""
 
     def __len__(self) -> int:
         """Templates held."""

@@ -9,13 +9,24 @@ NIK's province code (its first two digits), so a checkpoint can search its regio
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from fr_gateway.search.backend import SearchUnavailable
 from fr_gateway.search.faiss_index import Candidate
+
+try:
+    from pymilvus.exceptions import MilvusException
+except ImportError:  # without the milvus extra, connect() says what to install and no index exists to fail
+    class MilvusException(Exception):
+        message = ""
+
+log = logging.getLogger(__name__)
 
 # Index types a Milvus cluster builds, with build and search parameters; milvus-lite accepts any name, even
 # one it cannot build, so anything else is refused here.
@@ -74,7 +85,7 @@ class MilvusIndex:
         self.dim = dim
         self.model_fingerprint = model_fingerprint
         self._search_params = {"metric_type": spec.metric, "params": INDEX_TYPES[spec.index_type][1]}
-        self._count: tuple[float, int] = (0.0, 0)
+        self._counted, self._counted_at = 0, -math.inf
         self._count_lock = threading.Lock()
 
     @classmethod
@@ -118,26 +129,33 @@ class MilvusIndex:
             {"nik": nik, "template": template.tolist(), "model_fingerprint": self.model_fingerprint,
              "enrolled_at": now, "province": nik[:2]}
             for nik, template in zip(niks, np.asarray(templates, dtype=np.float32), strict=True)])
-        self._count = (0.0, 0)
+        self._counted_at = -math.inf  # count again on the next len()
 
     def remove(self, nik: str) -> bool:
         self._client.delete(self._spec.collection, ids=[nik])
-        self._count = (0.0, 0)
+        self._counted_at = -math.inf  # count again on the next len()
         return True
 
     def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Best first, for each template."""
-        found = self._client.search(
-            self._spec.collection, data=np.asarray(templates, dtype=np.float32).tolist(), limit=top_k,
-            anns_field="template", output_fields=[], search_params=self._search_params)
+        try:
+            found = self._client.search(
+                self._spec.collection, data=np.asarray(templates, dtype=np.float32).tolist(), limit=top_k,
+                anns_field="template", output_fields=[], search_params=self._search_params)
+        except MilvusException as exc:
+            raise SearchUnavailable(f"Milvus at {self._spec.uri} did not answer: {exc.message}") from exc
         return [[Candidate(hit["nik"], float(hit["distance"])) for hit in hits] for hits in found]
 
     def __len__(self) -> int:
         with self._count_lock:
-            if time.monotonic() - self._count[0] > COUNT_TTL_S:
-                rows = self._client.query(self._spec.collection, filter="", output_fields=["count(*)"])
-                self._count = (time.monotonic(), int(rows[0]["count(*)"]))
-            return self._count[1]
+            if time.monotonic() - self._counted_at > COUNT_TTL_S:
+                try:
+                    rows = self._client.query(self._spec.collection, filter="", output_fields=["count(*)"])
+                    self._counted = int(rows[0]["count(*)"])
+                except MilvusException as exc:  # the last count stands; searches say the index is unavailable
+                    log.warning("Milvus at %s did not count the collection: %s", self._spec.uri, exc.message)
+                self._counted_at = time.monotonic()
+            return self._counted
 
     def enrolled_at(self) -> dict[str, int]:
         """Every NIK in the collection with the time (ms) its template was written."""
@@ -177,7 +195,7 @@ class MilvusIndex:
         """Seal what was written into segments after a bulk load, so searches run on the index instead of
         scanning the unsealed rows."""
         self._client.flush(self._spec.collection)
-        self._count = (0.0, 0)
+        self._counted_at = -math.inf  # count again on the next len()
 
     def close(self) -> None:
         self._client.close()

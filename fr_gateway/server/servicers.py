@@ -35,6 +35,7 @@ UNARY_STATUS = {
     **{reason: grpc.StatusCode.INVALID_ARGUMENT for reason in INPUT_REASONS},
     Reason.NIK_NOT_ENROLLED: grpc.StatusCode.NOT_FOUND,
     Reason.GATEWAY_OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.SEARCH_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 LOOSE_KINDS = (face_pb2.CROP_KIND_UNSPECIFIED, face_pb2.LOOSE)
 
