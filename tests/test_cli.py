@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import cv2
@@ -116,3 +118,16 @@ def test_gallery_of_another_model_is_refused(engine, tmp_path):
     assert result.returncode == 3
     assert "was built with model w600k_mbf.onnx" in result.stderr
     assert "rec.onnx" in result.stderr and "cannot be compared" in result.stderr
+
+
+def test_a_running_gateway_writes_its_threads_stacks_on_sigusr1_and_still_stops_cleanly(tmp_path):
+    gateway = launch(tmp_path, "--insecure", "--gallery", str(tmp_path / "gallery"))
+    try:
+        gateway.process.send_signal(signal.SIGUSR1)
+        for _ in range(100):
+            if "most recent call first" in gateway.log:
+                break
+            time.sleep(0.1)
+    finally:
+        log = stop(gateway)
+    assert "most recent call first" in log and 'in serve' in log and "stopping" in log

@@ -3,6 +3,7 @@ health and reflection, on a mutual-TLS port (or a plaintext one when asked)."""
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -143,7 +144,9 @@ def serve(settings: Settings, insecure: bool, port_file: Path | None = None) -> 
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    stopping.wait()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` writes every thread's stack to the log
+    while not stopping.wait(0.5):  # a timed wait: handlers run in this thread even when another got the signal
+        pass
     log.info("stopping")
     gateway.stop()
     if tap:

@@ -60,7 +60,9 @@ class GatewayProcess:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # leave the stacks of a stuck gateway in its log, then kill it
+                self.process.send_signal(signal.SIGUSR1)
+                time.sleep(1)
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
