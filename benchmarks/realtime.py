@@ -181,16 +181,12 @@ def peer_setting(folder: Path, engine: FaceEngine, folks: list[list[Path]], clie
     """The peer's measurements repeated here: 1:N of a 250x250 photo against 1,000 people (one client, then
     four), and 1:1 of two 250x250 photos, unary over mutual TLS. Every probe is of an enrolled person."""
     fill_gallery(folder / "peer", engine, PEER_GALLERY - len(folks))
-    issue(folder / "peer" / "keys" / "audit-gateway", folder / "peer-auditor")
     probes = [as_peer_photo(photos[1]) for photos in folks]
     references = [as_peer_photo(photos[0]) for photos in folks]
     loose = [face_pb2.Face(image=photo, kind=face_pb2.LOOSE) for photo in probes]
     with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "peer" / "gallery"),
                          rate_limit=0, streams_per_client=0) as gateway:
-        with open_channel(gateway.target, clients_tls[ADMIN]) as channel:
-            gallery_pb2_grpc.GalleryStub(channel).EnrollStream(iter(
-                gallery_pb2.EnrollRequest(nik=synthetic_nik(n), face=face_pb2.Face(image=photos[0].read_bytes()))
-                for n, photos in enumerate(folks)), timeout=300)
+        enrol_people(gateway.target, clients_tls[ADMIN], folks)
 
         def identify(stub, n: int) -> int:
             return stub.Identify(recognition_pb2.IdentifyRequest(camera_id=ADMIN.identity,
@@ -232,12 +228,22 @@ def tracking_saving(engine: FaceEngine, folks: list[list[Path]], frames_per_walk
 
 
 def fill_gallery(folder: Path, engine: FaceEngine, size: int) -> None:
-    """`size` synthetic templates written straight into a sealed store, as a big enrolment would leave it."""
+    """`size` synthetic templates written straight into a sealed store, as a big enrolment would leave it, with
+    the gateway's audit keys beside it."""
+    issue(folder / "keys" / "audit-gateway", folder / "auditor")
     keys = KeyRing.load(folder / "keys" / "gallery.json")
     store = TemplateStore(folder / "gallery", engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
     for _, niks, templates in chunks(size):
         store.upsert_many(Enrolment(nik, template, {}) for nik, template in zip(niks, templates, strict=True))
     store.close()
+
+
+def enrol_people(target: str, tls, folks: list[list[Path]]) -> None:
+    """The real people, by their first photo, through the gateway: every probe then has its mate."""
+    with open_channel(target, tls) as channel:
+        gallery_pb2_grpc.GalleryStub(channel).EnrollStream(iter(
+            gallery_pb2.EnrollRequest(nik=synthetic_nik(n), face=face_pb2.Face(image=photos[0].read_bytes()))
+            for n, photos in enumerate(folks)), timeout=300)
 
 
 def detector_by_batch(engine: FaceEngine, seconds: float) -> dict[str, float]:
@@ -288,16 +294,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         _, clients = make_certs(folder / "certs", CAMERA, ADMIN)
-        issue(folder / "index" / "keys" / "audit-gateway", folder / "auditor")
         started = time.perf_counter()
         fill_gallery(folder / "index", engine, args.gallery)
         with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "index" / "gallery"),
                              rate_limit=0, streams_per_client=0, index_kind="ivfpq") as gateway:
             results["gallery_build_s"] = round(time.perf_counter() - started, 1)
-            with open_channel(gateway.target, clients[ADMIN]) as channel:
-                gallery_pb2_grpc.GalleryStub(channel).EnrollStream(iter(
-                    gallery_pb2.EnrollRequest(nik=synthetic_nik(n), face=face_pb2.Face(image=photos[0].read_bytes()))
-                    for n, photos in enumerate(folks)), timeout=300)
+            enrol_people(gateway.target, clients[ADMIN], folks)
             # every probe belongs to an enrolled person: the decisions column shows how many were MATCH
             cameras(gateway.target, clients[CAMERA], aligned, 4, 2, window=8)  # warm-up
             for kind, streams, window, load in plan:

@@ -195,7 +195,7 @@ class GatewayService:
 
     def save_index(self) -> None:
         """Snapshot a FAISS index beside the store; a Milvus collection keeps itself."""
-        if isinstance(self._index, MilvusIndex):
+        if self._milvus is not None:
             return
         with self._write_lock:
             header = self._snapshot_header(self._index.kind)
@@ -211,8 +211,7 @@ class GatewayService:
         self._searcher.close()
         if self.ready:
             self.save_index()
-            if isinstance(self._index, MilvusIndex):
-                self._index.close()
+            self._index.close()
         self._store.close()
 
     @property

@@ -18,6 +18,7 @@ from fr_gateway.camera.tracking import TrackedFace, iou
 COLOURS = {"MATCH": (0, 200, 0), "NO_MATCH": (0, 0, 230)}  # BGR; anything else (pending, refused) is grey
 OTHER = (170, 170, 170)
 UNTRACKED_MS = 1000.0  # an untracked face takes the label of an overlapping box decided this recently
+UNTRACKED_IOU = 0.3  # how much the boxes must overlap (as the tracker's own matching)
 WINDOW = "fr-gateway camera"
 DEFAULT_FPS = 25.0
 
@@ -53,7 +54,7 @@ class Overlay:
                 return self._by_track.get(tracked.track_id)
             recent = [r for r in self._untracked if abs(frame.time_ms - r.time_ms) <= UNTRACKED_MS]
         best = max(recent, key=lambda r: iou(r.box, tracked.face.box), default=None)
-        return best if best is not None and iou(best.box, tracked.face.box) > 0.3 else None
+        return best if best is not None and iou(best.box, tracked.face.box) > UNTRACKED_IOU else None
 
     def draw(self, frame: Frame, faces: list[TrackedFace]) -> np.ndarray:
         """A copy of the frame with a box per face: green MATCH with the NIK, red NO_MATCH, grey otherwise."""

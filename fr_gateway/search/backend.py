@@ -30,3 +30,6 @@ class SearchIndex(Protocol):
 
     def __len__(self) -> int:
         """Templates held."""
+
+    def close(self) -> None:
+        """Let go of what the index holds outside this process (a connection)."""

@@ -156,6 +156,9 @@ class FaissIndex:
     def _extra_arrays(self) -> dict[str, np.ndarray]:
         return {}
 
+    def close(self) -> None:
+        """Nothing outside the process: the snapshot is the caller's."""
+
     @classmethod
     def from_bytes(cls, dim: int, data: bytes, **options) -> FaissIndex:
         arrays = np.load(io.BytesIO(data))
