@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -32,7 +33,7 @@ from fr_gateway.security.certs import Principal, TlsFiles
 from fr_gateway.transport import open_channel
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "faces"
+DATA = Path(os.environ.get("FRG_TEST_DATA", ROOT.parent / "shared" / "data" / "faces"))  # as the tests read it
 OUT = ROOT / "demo-out"
 FRAME_SIZE = (640, 480)
 FPS = 8.0
@@ -166,6 +167,10 @@ def audit_report() -> int:
 
 
 def main() -> int:
+    if not DATA.is_dir():
+        print(f"labelled faces not found at {DATA}: keep the shared data beside the clone (../shared/data/faces) "
+              "or set FRG_TEST_DATA", file=sys.stderr)
+        return 2
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
     gallery, port_file, decisions = OUT / "gallery", OUT / "port", OUT / "decisions.jsonl"
