@@ -53,7 +53,7 @@ bench-realtime: $(STAMP)
 
 # Accuracy over gRPC on the shared labelled faces, the default model beside its INT8 variant (about 8 minutes;
 # the INT8 model is quantised first when missing, its figures kept beside it rather than in benchmarks/int8.*)
-SHARED_FACES := ../shared/data/faces
+SHARED_FACES := $(or $(FRG_TEST_DATA),../shared/data/faces)
 INT8_MODEL := benchmarks/int8-model/w600k_mbf_int8.onnx
 $(INT8_MODEL): | $(STAMP)
 	$(BIN)/python benchmarks/int8.py --out benchmarks/int8-model/int8

