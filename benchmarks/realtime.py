@@ -6,6 +6,7 @@ writes realtime.json and realtime.md:
 1. the limit: ONNX Runtime on the recogniser alone, batches of 1 to 64 aligned crops, no gRPC;
 2. the naive peer, in process, one face at a time (as insightface's FaceAnalysis does it): aligned crops
    embedded one by one, and photos detected, aligned and embedded one by one;
+   (1 and 2 are each the better of ONNX Runtime's idle threads spinning and not)
 3. the gateway (`fr-gateway serve` in its own process) over mutual TLS on 127.0.0.1, against a gallery of
    --gallery identities (synthetic templates shaped like buffalo_s ones, plus the 43 real people whose photos
    are the probes): 1, 4 and 16 camera streams of ALIGNED crops sending flat out (one, or up to eight crops
@@ -14,8 +15,9 @@ writes realtime.json and realtime.md:
 4. LOOSE photos (detection in the gateway): 1 and 4 clients one request at a time, and 16 cameras flat out;
 5. the peer's own setting, beside the figures it reports: unary Identify of a 250x250 photo against 1,000
    people by 1 and 4 clients, and a 1:1 Verify of two 250x250 photos;
-and the detector alone by batch size, and the camera's tracking saving on the demo's kind of video:
-embeddings per person with and without it.
+and the detector alone by batch size, the camera's tracking saving on the demo's kind of video (embeddings per
+person with and without it), and per gateway row where the time goes: CPU per face of the gateway and of the
+cameras, and each stage's share from the gateway's own metrics.
 """
 
 from __future__ import annotations
@@ -23,16 +25,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 from search import chunks
-from workload import aligned_crops, make_certs, people, rss_mib
+from workload import aligned_crops, cpu_seconds, make_certs, people, rss_mib
 
 from fr_gateway.audit.keys import issue
 from fr_gateway.camera.tracking import FaceTracker
@@ -70,6 +75,19 @@ def raw_limit(engine: FaceEngine, crops: list[np.ndarray], seconds: float) -> di
             done += batch
         out[batch] = done / (time.perf_counter() - started)
     return out
+
+
+def in_process_engines() -> dict[str, FaceEngine]:
+    """The models in this process with ONNX Runtime's idle threads spinning (its default, as the naive peer runs
+    them) and not (the gateway's default): the limit and the naive paces are the better of the two."""
+    return {f"spinning {state}": load_engine(load_settings(environ={}, overrides={"ort_spinning": state == "on"}))
+            for state in ("on", "off")}
+
+
+def best_of(engines: dict[str, FaceEngine], measure) -> tuple[dict, dict]:
+    """measure(engine) for each engine, and per key the best of them (measure returns {key: faces/s})."""
+    each = {name: measure(engine) for name, engine in engines.items()}
+    return each, {key: max(found[key] for found in each.values()) for key in next(iter(each.values()))}
 
 
 def naive_loose(engine: FaceEngine, photos: list[Path], seconds: float) -> float:
@@ -253,6 +271,43 @@ def gateway_providers(target: str, tls) -> list[str]:
                                                                             timeout=30).providers)
 
 
+def free_port() -> int:
+    """A free port of 127.0.0.1 for the gateway's metrics, so the benchmark can read them."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def gateway_counters(metrics_port: int, pid: int) -> dict[str, float]:
+    """Running totals: the gateway's seconds per stage, batches and items per micro-batching stage and faces
+    embedded (from its metrics), and the CPU seconds of the gateway and of this process (the cameras)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    totals = {"cpu:gateway": cpu_seconds(pid), "cpu:cameras": cpu_seconds(os.getpid()), "wall": time.perf_counter()}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            stage = sample.labels.get("stage", "")
+            if sample.name in ("frgateway_stage_seconds_sum", "frgateway_batch_size_sum",
+                               "frgateway_batch_size_count"):
+                totals[f"{sample.name.removeprefix('frgateway_')}:{stage}"] = sample.value
+            elif sample.name == "frgateway_faces_embedded_total":
+                totals["faces"] = sample.value
+    return totals
+
+
+def where_time_goes(before: dict[str, float], after: dict[str, float]) -> dict:
+    """Per face the gateway embedded in a row: CPU milliseconds of the gateway and of the cameras, each stage's
+    milliseconds, the recogniser's mean batch, and the share of the row's wall time the recogniser ran."""
+    change = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    faces = change.get("faces", 0.0) or 1.0
+    batches = change.get("batch_size_count:embed", 0.0) or 1.0
+    return {"recogniser_busy": round(change.get("stage_seconds_sum:embed", 0.0) / change["wall"], 3),
+            "mean_embed_batch": round(change.get("batch_size_sum:embed", 0.0) / batches, 1),
+            "cpu_ms_per_face": {side: round(1000 * change[f"cpu:{side}"] / faces, 1)
+                                for side in ("gateway", "cameras")},
+            "ms_per_face": {stage: round(1000 * change.get(f"stage_seconds_sum:{stage}", 0.0) / faces, 2)
+                            for stage in ("decode", "detect", "embed", "search", "audit")}}
+
+
 def detector_by_batch(engine: FaceEngine, seconds: float) -> dict[str, float]:
     """Images/s of the detector alone by batch, at the input sides LOOSE photos get: whether batching it pays."""
     session = engine.detector.session
@@ -276,19 +331,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "realtime")
     args = parser.parse_args()
-    engine = load_engine(load_settings(environ={}))
+    engines = in_process_engines()
+    engine = engines["spinning off"]
     folks = people()
     probe_photos = [photo for photos in folks for photo in photos[1:3]]
     crop_bytes = aligned_crops(engine, probe_photos)
     crops = decoded(crop_bytes)
-    limit = raw_limit(engine, crops, args.seconds / 2)
+    limit_each, limit = best_of(engines, lambda each: raw_limit(each, crops, args.seconds / 2))
     best_batch = max(limit, key=limit.get)
+    loose_each, loose_pace = best_of(engines, lambda each: {"pace": naive_loose(each, probe_photos, args.seconds)})
     results = {"cpus": os.cpu_count(), "providers": engine.providers, "gallery": args.gallery,
                "seconds_per_measurement": args.seconds,
                "raw_faces_per_s_by_batch": {str(k): round(v, 1) for k, v in limit.items()},
+               "raw_by_ort_setting": {name: {str(k): round(v, 1) for k, v in found.items()}
+                                      for name, found in limit_each.items()},
                "raw_limit_faces_per_s": round(limit[best_batch], 1), "raw_best_batch": best_batch,
                "naive_aligned_faces_per_s": round(limit[1], 1),
-               "naive_loose_faces_per_s": round(naive_loose(engine, probe_photos, args.seconds), 1),
+               "naive_loose_faces_per_s": round(loose_pace["pace"], 1),
+               "naive_loose_by_ort_setting": {name: round(found["pace"], 1) for name, found in loose_each.items()},
                "detector_images_per_s": detector_by_batch(engine, args.seconds / 4),
                "peer_reported": PEER, "tracking": tracking_saving(engine, folks), "gateway": []}
     print(json.dumps(results), flush=True)
@@ -304,8 +364,10 @@ def main() -> None:
         _, clients = make_certs(folder / "certs", CAMERA, ADMIN)
         started = time.perf_counter()
         fill_gallery(folder / "index", engine, args.gallery)
+        metrics_port = free_port()
         with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "index" / "gallery"),
-                             rate_limit=0, streams_per_client=0, index_kind="ivfpq") as gateway:
+                             rate_limit=0, streams_per_client=0, index_kind="ivfpq",
+                             metrics_listen=f"127.0.0.1:{metrics_port}") as gateway:
             results["gallery_build_s"] = round(time.perf_counter() - started, 1)
             enrol_people(gateway.target, clients[ADMIN], folks)
             results["gateway_providers"] = gateway_providers(gateway.target, clients[CAMERA])
@@ -313,15 +375,17 @@ def main() -> None:
             cameras(gateway.target, clients[CAMERA], aligned, 4, 2, window=8)  # warm-up
             for kind, streams, window, load in plan:
                 faces = aligned if kind == "ALIGNED" else loose
+                before = gateway_counters(metrics_port, gateway.process.pid)
                 row = {"kind": kind, **cameras(gateway.target, clients[CAMERA], faces, streams, args.seconds,
                                                window, load * reference[kind])}
+                row["time"] = where_time_goes(before, gateway_counters(metrics_port, gateway.process.pid))
                 row["vs_limit"] = round(row["faces_per_s"] / reference[kind], 3)
                 row["gateway_rss_mib"] = rss_mib(gateway.process.pid)
                 results["gateway"].append(row)
                 print(json.dumps(row), flush=True)
         results["peer_setting"] = peer_setting(folder, engine, folks, clients, args.seconds)
         print(json.dumps(results["peer_setting"]), flush=True)
-    after = raw_limit(engine, crops, args.seconds / 2)
+    _, after = best_of(engines, lambda each: raw_limit(each, crops, args.seconds / 2))
     results["raw_limit_after_faces_per_s"] = round(after[best_batch], 1)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results))
@@ -344,6 +408,7 @@ def markdown(results: dict) -> str:
         lines.append(f"| gateway, IdentifyStream over mutual TLS | {row['kind'].lower()} | {row['streams']} | "
                      f"{row['window']} | {offered} | {row['faces_per_s']} | {row['vs_limit']} | {row['p50_ms']} | "
                      f"{row['p99_ms']} | {row['dropped_by_cameras']} | {row['gateway_rss_mib']} | {counts} |")
+    lines += time_table(results)
     tracking = results["tracking"]
     lines.append(f"\nCamera-side tracking ({tracking['people']} people each walking past for "
                  f"{tracking['frames_per_person']} frames): {tracking['per_person_with']} crops per person sent "
@@ -353,11 +418,36 @@ def markdown(results: dict) -> str:
     lines.append(f"\nGallery: {results['gallery']:,} identities (ivfpq), built and loaded in "
                  f"{results['gallery_build_s']} s. The gateway runs in its own process; the cameras are threads of "
                  "the benchmark's, on the same CPUs. The limit for LOOSE photos is the naive in-process detect + "
-                 f"embed pace. Recogniser faces/s by batch: {results['raw_faces_per_s_by_batch']}; the limit "
-                 f"measured again after the gateway rows: {results['raw_limit_after_faces_per_s']}. "
+                 "embed pace. The limit and the naive paces are the better of ONNX Runtime with its idle threads "
+                 "spinning (its default) and without (the gateway's default): recogniser faces/s by batch "
+                 f"{results['raw_by_ort_setting']}, naive LOOSE pace {results['naive_loose_by_ort_setting']}; the "
+                 f"limit measured again after the gateway rows: {results['raw_limit_after_faces_per_s']}. "
                  f"{results['cpus']} CPUs; ONNX Runtime providers {', '.join(results['providers'])} (in the "
                  f"gateway: {', '.join(results['gateway_providers'])}). Reproduce: `make bench-realtime`.")
     return "\n".join(lines) + "\n"
+
+
+def time_table(results: dict) -> list[str]:
+    """Where the gateway's time went in each row, from its own stage metrics and the CPU time of both
+    processes, beside the recogniser alone."""
+    alone = results["raw_faces_per_s_by_batch"]
+    lines = ["\nWhere the time goes, per face embedded: the CPU milliseconds of the gateway and of the cameras "
+             "(both on the same CPUs), the share of the row's wall time the recogniser was running, its mean "
+             "batch, and each stage's wall milliseconds from the gateway's metrics (a batch stage's time shared "
+             "among its faces; decode and audit are per request and include waiting, for the GIL and for the "
+             "audit log's durable write). The recogniser alone takes "
+             + ", ".join(f"{1000 / rate:.1f} ms a face at batch {batch}" for batch, rate in alone.items())
+             + f" of wall time, on all {results['cpus']} CPUs.\n",
+             "| crops | cameras | unanswered per camera | offered faces/s | gateway CPU ms | cameras CPU ms | "
+             "recogniser busy | mean batch | decode | detect | embed | search | audit |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in results["gateway"]:
+        spent, offered = row["time"], "flat out" if row["offered_per_s"] is None else round(row["offered_per_s"], 1)
+        lines.append(f"| {row['kind'].lower()} | {row['streams']} | {row['window']} | {offered} | "
+                     f"{spent['cpu_ms_per_face']['gateway']} | {spent['cpu_ms_per_face']['cameras']} | "
+                     f"{spent['recogniser_busy']:.0%} | {spent['mean_embed_batch']} | "
+                     + " | ".join(str(ms) for ms in spent["ms_per_face"].values()) + " |")
+    return lines
 
 
 def peer_table(peer: dict) -> list[str]:

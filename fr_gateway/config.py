@@ -36,6 +36,10 @@ class Settings:
     # ONNX Runtime: providers in order of preference (empty: CUDA when present, else CPU); 0 threads = all cores
     providers: tuple[str, ...] = ()
     intra_op_threads: int = 0
+    # whether ONNX Runtime's idle threads spin waiting for the next operator: off, because the detector's and the
+    # recogniser's sessions share the cores and each one's spinning slowed the other about twofold (LOOSE photos
+    # 15 -> 28 a second for one client on 2 cores; benchmarks/realtime.md); on suits a host that runs one model
+    ort_spinning: bool = False
     # detection
     det_size: int = 640
     det_score: float = 0.5

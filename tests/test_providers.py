@@ -7,7 +7,10 @@ import logging
 import warnings
 
 import numpy as np
+import pytest
 
+from fr_gateway.config import load_settings
+from fr_gateway.faces.engine import load_detector
 from fr_gateway.faces.models import choose_providers, create_session, locate_pack
 
 
@@ -35,3 +38,12 @@ def test_the_default_on_a_cpu_runtime_says_nothing(caplog):
         session = create_session(locate_pack().recognizer_file, choose_providers(), 1)
     assert session.get_providers() == ["CPUExecutionProvider"]
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize(("spinning", "entry"), [(None, "0"), ("1", "1")])
+def test_idle_onnx_threads_spin_only_when_asked(spinning, entry):
+    """The detector's and the recogniser's sessions share the cores: by default neither spins while idle."""
+    environ = {} if spinning is None else {"FRG_ORT_SPINNING": spinning}
+    detector = load_detector(load_settings(environ=environ), locate_pack(), ["CPUExecutionProvider"])
+    options = detector.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry

@@ -39,7 +39,7 @@ def load_pack(settings: Settings) -> ModelPack:
 
 
 def load_detector(settings: Settings, pack: ModelPack, providers: list[str]) -> FaceDetector:
-    session = create_session(pack.detector_file, providers, settings.intra_op_threads)
+    session = create_session(pack.detector_file, providers, settings.intra_op_threads, settings.ort_spinning)
     return FaceDetector(session, str(pack.detector_file), settings.det_size, settings.det_score)
 
 
@@ -74,7 +74,7 @@ def load_engine(settings: Settings) -> FaceEngine:
     pack = load_pack(settings)
     providers = choose_providers(settings.providers)
     detector = load_detector(settings, pack, providers)
-    recognizer = create_session(pack.recognizer_file, providers, settings.intra_op_threads)
+    recognizer = create_session(pack.recognizer_file, providers, settings.intra_op_threads, settings.ort_spinning)
     log.info("models: detector %s, recogniser %s (sha256 %s), providers %s",
              pack.detector_file.name, pack.name, pack.fingerprint, recognizer.get_providers())
     return FaceEngine(pack, recognizer.get_providers(), detector, FaceEmbedder(recognizer, str(pack.recognizer_file)))

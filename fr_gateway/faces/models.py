@@ -155,13 +155,15 @@ def warn_if_two_runtimes() -> None:
                     "(it keeps only onnxruntime-gpu)")
 
 
-def create_session(path: Path, providers: list[str], threads: int = 0) -> ort.InferenceSession:
-    """One tuned session per model: full graph optimisation, sequential execution, the given thread count.
-    A GPU provider that fails to start (no driver, CUDA or cuDNN) leaves the session on the CPU: said loudly."""
+def create_session(path: Path, providers: list[str], threads: int = 0, spinning: bool = False) -> ort.InferenceSession:
+    """One tuned session per model: full graph optimisation, sequential execution, the given thread count, idle
+    threads spinning or not (the `ort_spinning` setting). A GPU provider that fails to start (no driver, CUDA or
+    cuDNN) leaves the session on the CPU: said loudly."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3
     with_options = [(p, CUDA_OPTIONS) if p == "CUDAExecutionProvider" else p for p in providers]
     session = ort.InferenceSession(str(path), sess_options=options, providers=with_options)
