@@ -37,8 +37,8 @@ class Settings:
     providers: tuple[str, ...] = ()
     intra_op_threads: int = 0
     # whether ONNX Runtime's idle threads spin waiting for the next operator: off, because the detector's and the
-    # recogniser's sessions share the cores and each one's spinning slowed the other about twofold (LOOSE photos
-    # 15 -> 28 a second for one client on 2 cores; benchmarks/realtime.md); on suits a host that runs one model
+    # recogniser's sessions share the cores and each one's spinning slowed the other (detect + embed one photo at
+    # a time: 20 a second spinning, 31 not, on 2 cores; benchmarks/realtime.md)
     ort_spinning: bool = False
     # detection
     det_size: int = 640
