@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -50,7 +49,7 @@ from fr_gateway.gallery.nik import synthetic_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.security.certs import Principal
 from fr_gateway.security.keys import KeyRing
-from fr_gateway.server.process import gateway_process
+from fr_gateway.server.process import GatewayProcess, gateway_process
 from fr_gateway.transport import open_channel
 
 CAMERA, ADMIN = Principal("camera", "BENCH-1"), Principal("admin", "BENCH")
@@ -271,18 +270,12 @@ def gateway_providers(target: str, tls) -> list[str]:
                                                                             timeout=30).providers)
 
 
-def free_port() -> int:
-    """A free port of 127.0.0.1 for the gateway's metrics, so the benchmark can read them."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def gateway_counters(metrics_port: int, pid: int) -> dict[str, float]:
+def gateway_counters(gateway: GatewayProcess) -> dict[str, float]:
     """Running totals: the gateway's seconds per stage, batches and items per micro-batching stage and faces
     embedded (from its metrics), and the CPU seconds of the gateway and of this process (the cameras)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-    totals = {"cpu:gateway": cpu_seconds(pid), "cpu:cameras": cpu_seconds(os.getpid()), "wall": time.perf_counter()}
+    text = urllib.request.urlopen(f"http://127.0.0.1:{gateway.metrics_port}/metrics", timeout=10).read().decode()
+    totals = {"cpu:gateway": cpu_seconds(gateway.process.pid), "cpu:cameras": cpu_seconds(os.getpid()),
+              "wall": time.perf_counter()}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             stage = sample.labels.get("stage", "")
@@ -364,10 +357,8 @@ def main() -> None:
         _, clients = make_certs(folder / "certs", CAMERA, ADMIN)
         started = time.perf_counter()
         fill_gallery(folder / "index", engine, args.gallery)
-        metrics_port = free_port()
         with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "index" / "gallery"),
-                             rate_limit=0, streams_per_client=0, index_kind="ivfpq",
-                             metrics_listen=f"127.0.0.1:{metrics_port}") as gateway:
+                             rate_limit=0, streams_per_client=0, index_kind="ivfpq") as gateway:
             results["gallery_build_s"] = round(time.perf_counter() - started, 1)
             enrol_people(gateway.target, clients[ADMIN], folks)
             results["gateway_providers"] = gateway_providers(gateway.target, clients[CAMERA])
@@ -375,10 +366,10 @@ def main() -> None:
             cameras(gateway.target, clients[CAMERA], aligned, 4, 2, window=8)  # warm-up
             for kind, streams, window, load in plan:
                 faces = aligned if kind == "ALIGNED" else loose
-                before = gateway_counters(metrics_port, gateway.process.pid)
+                before = gateway_counters(gateway)
                 row = {"kind": kind, **cameras(gateway.target, clients[CAMERA], faces, streams, args.seconds,
                                                window, load * reference[kind])}
-                row["time"] = where_time_goes(before, gateway_counters(metrics_port, gateway.process.pid))
+                row["time"] = where_time_goes(before, gateway_counters(gateway))
                 row["vs_limit"] = round(row["faces_per_s"] / reference[kind], 3)
                 row["gateway_rss_mib"] = rss_mib(gateway.process.pid)
                 results["gateway"].append(row)

@@ -1,7 +1,9 @@
-"""gRPC channels and server credentials: mutual TLS from PEM files, or plaintext where the caller asks for it."""
+"""gRPC channels and server credentials: mutual TLS from PEM files, or plaintext where the caller asks for it;
+and a free loopback port for a server process that the tests and benchmarks start."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 import grpc
@@ -36,3 +38,10 @@ def open_channel(target: str, tls: TlsFiles | None = None,
     credentials = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key,
                                                certificate_chain=tls.certificate)
     return grpc.secure_channel(target, credentials, options=options)
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now, for a server process started next."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

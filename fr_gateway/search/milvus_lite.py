@@ -4,20 +4,15 @@ trial of the Milvus backend; a cluster needs none of this, only its URI."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from fr_gateway.transport import free_port
+
 START_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -27,7 +22,7 @@ def milvus_lite_server(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir",
                                str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

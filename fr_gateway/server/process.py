@@ -14,33 +14,38 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from fr_gateway.config import environment
+from fr_gateway.transport import free_port
 
 LOG_TAIL = 4000  # characters of the gateway's log quoted when it fails to start
 
 
 @dataclasses.dataclass
 class GatewayProcess:
-    """A running gateway: its process, the HOST:PORT it serves on, and the file its log goes to (a file, not a
-    pipe, so a chatty gateway never blocks on a reader that is not reading)."""
+    """A running gateway: its process, the HOST:PORT it serves on, the file its log goes to (a file, not a
+    pipe, so a chatty gateway never blocks on a reader that is not reading) and its Prometheus port (0 when
+    the caller's `metrics_listen` leaves it unknown)."""
 
     process: subprocess.Popen
     target: str
     log_file: Path
+    metrics_port: int = 0
 
     @classmethod
     def start(cls, folder: Path, *serve_args: str, settings: Mapping[str, object] | None = None,
               timeout: float = 600) -> GatewayProcess:
-        """Start `fr-gateway serve SERVE_ARGS` with `settings` as FRG_* variables (Prometheus on an ephemeral
-        port unless given) and wait until it serves, which includes loading the models and the gallery."""
+        """Start `fr-gateway serve SERVE_ARGS` with `settings` as FRG_* variables (Prometheus on a free port of
+        127.0.0.1 unless given) and wait until it serves, which includes loading the models and the gallery."""
         folder.mkdir(parents=True, exist_ok=True)
         port_file, log_file = folder / "gateway.port", folder / "gateway.log"
         port_file.unlink(missing_ok=True)
-        env = {**os.environ, **environment({"metrics_listen": "127.0.0.1:0", **(settings or {})})}
+        settings = {"metrics_listen": f"127.0.0.1:{free_port()}", **(settings or {})}
+        metrics_listen = str(settings["metrics_listen"])
         with log_file.open("w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "fr_gateway.cli", "serve", "--listen", "127.0.0.1:0", "--port-file",
-                 str(port_file), *serve_args], env=env, stdout=log, stderr=subprocess.STDOUT)
-        gateway = cls(process, "", log_file)
+                 str(port_file), *serve_args], env={**os.environ, **environment(settings)}, stdout=log,
+                stderr=subprocess.STDOUT)
+        gateway = cls(process, "", log_file, int(metrics_listen.rsplit(":", 1)[1]) if metrics_listen else 0)
         deadline = time.monotonic() + timeout
         while not (port_file.exists() and port_file.read_text().strip()):
             if process.poll() is not None or time.monotonic() > deadline:
