@@ -163,10 +163,9 @@ def plot(runs: list[dict], folder: Path) -> list[Path]:
         curve = [(fpir, miss) for _, fpir, miss in det(scores.mated, scores.non_mated_top) if fpir > 0]
         if curve:
             det_axes.step(*zip(*curve, strict=True), where="post", label=run["label"])
-        for name, (genuine, impostor) in (("all 1:1 comparisons", scores.comparisons()),):
-            points = [(far, tar) for _, far, tar in roc(genuine, impostor) if far > 0]
-            if points:
-                roc_axes.step(*zip(*points, strict=True), where="post", label=f"{run['label']}, {name}")
+        points = [(far, tar) for _, far, tar in roc(*scores.comparisons()) if far > 0]
+        if points:
+            roc_axes.step(*zip(*points, strict=True), where="post", label=f"{run['label']}, all 1:1 comparisons")
     for axes, x, y, title in ((det_axes, "FPIR (non-mated searches matched)", "FNIR (mated searches missed)",
                                "Identification: DET"),
                               (roc_axes, "FAR (impostor comparisons accepted)", "TAR (genuine comparisons accepted)",
