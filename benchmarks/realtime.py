@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -68,19 +69,30 @@ def raw_limit(engine: FaceEngine, crops: list[np.ndarray], seconds: float) -> di
     for batch in (1, 8, 16, 32, 64):
         items = [crops[n % len(crops)] for n in range(batch)]
         engine.embedder.embed(items)  # warm-up
-        done, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            engine.embedder.embed(items)
-            done += batch
-        out[batch] = done / (time.perf_counter() - started)
+        out[batch] = side_by_side(engine, items, seconds)
     return out
 
 
+def side_by_side(engine: FaceEngine, items: list[np.ndarray], seconds: float) -> float:
+    """Faces/s embedding `items` over and over with as many runs side by side as the engine has recogniser
+    workers."""
+    paces = [0.0] * engine.embed_workers
+
+    def worker(number: int) -> None:
+        paces[number] = len(items) * pace(lambda _: engine.embedder.embed(items), seconds)
+
+    in_threads(worker, engine.embed_workers)
+    return sum(paces)
+
+
 def in_process_engines() -> dict[str, FaceEngine]:
-    """The models in this process with ONNX Runtime's idle threads spinning (its default, as the naive peer runs
-    them) and not (the gateway's default): the limit and the naive paces are the better of the two."""
-    return {f"spinning {state}": load_engine(load_settings(environ={}, overrides={"ort_spinning": state == "on"}))
-            for state in ("on", "off")}
+    """The models in this process in the layouts the limit is the best of: one run on all cores with ONNX
+    Runtime's idle threads spinning (its default, as the naive peer runs them) and not, and one single-threaded
+    run per core (the gateway's default)."""
+    layouts = {"all cores, spinning on": {"ort_spinning": True, "embed_workers": 1},
+               "all cores, spinning off": {"ort_spinning": False, "embed_workers": 1},
+               "one run per core": {}}
+    return {name: load_engine(load_settings(environ={}, overrides=overrides)) for name, overrides in layouts.items()}
 
 
 def best_of(engines: dict[str, FaceEngine], measure) -> tuple[dict, dict]:
@@ -89,16 +101,30 @@ def best_of(engines: dict[str, FaceEngine], measure) -> tuple[dict, dict]:
     return each, {key: max(found[key] for found in each.values()) for key in next(iter(each.values()))}
 
 
-def naive_loose(engine: FaceEngine, photos: list[Path], seconds: float) -> float:
-    """Decode, detect, align and embed one photo at a time."""
+def pace(step: Callable[[int], object], seconds: float) -> float:
+    """Calls per second of step(0), step(1), ... on this thread for `seconds`."""
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        image = decode_image(photos[done % len(photos)].read_bytes(), 1 << 30, 1 << 30)
+        step(done)
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+def naive_aligned(engine: FaceEngine, crops: list[np.ndarray], seconds: float) -> float:
+    """Embed one aligned crop at a time."""
+    return pace(lambda n: engine.embedder.embed([crops[n % len(crops)]]), seconds)
+
+
+def naive_loose(engine: FaceEngine, photos: list[Path], seconds: float) -> float:
+    """Decode, detect, align and embed one photo at a time."""
+
+    def step(n: int) -> None:
+        image = decode_image(photos[n % len(photos)].read_bytes(), 1 << 30, 1 << 30)
         faces = engine.detector.detect(image)
         if faces:
             engine.embedder.embed([align(image, faces[0])])
-        done += 1
-    return done / (time.perf_counter() - started)
+
+    return pace(step, seconds)
 
 
 def cameras(target: str, tls, faces: list[face_pb2.Face], streams: int, seconds: float, window: int = 1,
@@ -287,13 +313,13 @@ def gateway_counters(gateway: GatewayProcess) -> dict[str, float]:
     return totals
 
 
-def where_time_goes(before: dict[str, float], after: dict[str, float]) -> dict:
+def where_time_goes(before: dict[str, float], after: dict[str, float], workers: int) -> dict:
     """Per face the gateway embedded in a row: CPU milliseconds of the gateway and of the cameras, each stage's
-    milliseconds, the recogniser's mean batch, and the share of the row's wall time the recogniser ran."""
+    milliseconds, the recogniser's mean batch, and the share of the row's wall time its `workers` ran."""
     change = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
     faces = change.get("faces", 0.0) or 1.0
     batches = change.get("batch_size_count:embed", 0.0) or 1.0
-    return {"recogniser_busy": round(change.get("stage_seconds_sum:embed", 0.0) / change["wall"], 3),
+    return {"recogniser_busy": round(change.get("stage_seconds_sum:embed", 0.0) / change["wall"] / workers, 3),
             "mean_embed_batch": round(change.get("batch_size_sum:embed", 0.0) / batches, 1),
             "cpu_ms_per_face": {side: round(1000 * change[f"cpu:{side}"] / faces, 1)
                                 for side in ("gateway", "cameras")},
@@ -325,23 +351,26 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "realtime")
     args = parser.parse_args()
     engines = in_process_engines()
-    engine = engines["spinning off"]
+    engine, one_at_a_time = engines["one run per core"], {name: engines[name] for name in list(engines)[:2]}
     folks = people()
     probe_photos = [photo for photos in folks for photo in photos[1:3]]
     crop_bytes = aligned_crops(engine, probe_photos)
     crops = decoded(crop_bytes)
     limit_each, limit = best_of(engines, lambda each: raw_limit(each, crops, args.seconds / 2))
     best_batch = max(limit, key=limit.get)
-    loose_each, loose_pace = best_of(engines, lambda each: {"pace": naive_loose(each, probe_photos, args.seconds)})
+    loose_each, loose_pace = best_of(one_at_a_time,
+                                     lambda each: {"pace": naive_loose(each, probe_photos, args.seconds)})
+    _, naive = best_of(one_at_a_time, lambda each: {"pace": naive_aligned(each, crops, args.seconds / 2)})
     results = {"cpus": os.cpu_count(), "providers": engine.providers, "gallery": args.gallery,
                "seconds_per_measurement": args.seconds,
                "raw_faces_per_s_by_batch": {str(k): round(v, 1) for k, v in limit.items()},
-               "raw_by_ort_setting": {name: {str(k): round(v, 1) for k, v in found.items()}
+               "raw_by_layout": {name: {str(k): round(v, 1) for k, v in found.items()}
                                       for name, found in limit_each.items()},
                "raw_limit_faces_per_s": round(limit[best_batch], 1), "raw_best_batch": best_batch,
-               "naive_aligned_faces_per_s": round(limit[1], 1),
+               "recogniser_workers": engine.embed_workers,
+               "naive_aligned_faces_per_s": round(naive["pace"], 1),
                "naive_loose_faces_per_s": round(loose_pace["pace"], 1),
-               "naive_loose_by_ort_setting": {name: round(found["pace"], 1) for name, found in loose_each.items()},
+               "naive_loose_by_layout": {name: round(found["pace"], 1) for name, found in loose_each.items()},
                "detector_images_per_s": detector_by_batch(engine, args.seconds / 4),
                "peer_reported": PEER, "tracking": tracking_saving(engine, folks), "gateway": []}
     print(json.dumps(results), flush=True)
@@ -369,7 +398,7 @@ def main() -> None:
                 before = gateway_counters(gateway)
                 row = {"kind": kind, **cameras(gateway.target, clients[CAMERA], faces, streams, args.seconds,
                                                window, load * reference[kind])}
-                row["time"] = where_time_goes(before, gateway_counters(gateway))
+                row["time"] = where_time_goes(before, gateway_counters(gateway), engine.embed_workers)
                 row["vs_limit"] = round(row["faces_per_s"] / reference[kind], 3)
                 row["gateway_rss_mib"] = rss_mib(gateway.process.pid)
                 results["gateway"].append(row)
@@ -409,9 +438,11 @@ def markdown(results: dict) -> str:
     lines.append(f"\nGallery: {results['gallery']:,} identities (ivfpq), built and loaded in "
                  f"{results['gallery_build_s']} s. The gateway runs in its own process; the cameras are threads of "
                  "the benchmark's, on the same CPUs. The limit for LOOSE photos is the naive in-process detect + "
-                 "embed pace. The limit and the naive paces are the better of ONNX Runtime with its idle threads "
-                 "spinning (its default) and without (the gateway's default): recogniser faces/s by batch "
-                 f"{results['raw_by_ort_setting']}, naive LOOSE pace {results['naive_loose_by_ort_setting']}; the "
+                 "embed pace. The limit is the best of three layouts: one run on all cores with ONNX Runtime's idle "
+                 "threads spinning (its default) and not, and one single-threaded run per core side by side (the "
+                 "gateway's default, with as many recogniser workers); the naive paces are the better of the first "
+                 f"two. Recogniser faces/s by batch {results['raw_by_layout']}, naive LOOSE pace "
+                 f"{results['naive_loose_by_layout']}; the "
                  f"limit measured again after the gateway rows: {results['raw_limit_after_faces_per_s']}. "
                  f"{results['cpus']} CPUs; ONNX Runtime providers {', '.join(results['providers'])} (in the "
                  f"gateway: {', '.join(results['gateway_providers'])}). Reproduce: `make bench-realtime`.")
@@ -422,11 +453,13 @@ def time_table(results: dict) -> list[str]:
     """Where the gateway's time went in each row, from its own stage metrics and the CPU time of both
     processes, beside the recogniser alone."""
     alone = results["raw_faces_per_s_by_batch"]
+    workers = results["recogniser_workers"]
     lines = ["\nWhere the time goes, per face embedded: the CPU milliseconds of the gateway and of the cameras "
-             "(both on the same CPUs), the share of the row's wall time the recogniser was running, its mean "
-             "batch, and each stage's wall milliseconds from the gateway's metrics (a batch stage's time shared "
-             "among its faces; decode and audit are per request and include waiting, for the GIL and for the "
-             "audit log's durable write). The recogniser alone takes "
+             f"(both on the same CPUs), the share of the row's wall time the recogniser's {workers} workers were "
+             "running, its mean batch, and each stage's wall milliseconds from the gateway's metrics (a batch "
+             f"stage's time shared among its faces, so with {workers} recogniser runs side by side its pace is "
+             f"{workers} times the embed column; decode and audit are per request and include waiting, for the GIL "
+             "and for the audit log's durable write). At its best, the recogniser alone takes "
              + ", ".join(f"{1000 / rate:.1f} ms a face at batch {batch}" for batch, rate in alone.items())
              + f" of wall time, on all {results['cpus']} CPUs.\n",
              "| crops | cameras | unanswered per camera | offered faces/s | gateway CPU ms | cameras CPU ms | "

@@ -1,5 +1,5 @@
-"""Micro-batching: work from every stream and call is gathered into batches for one worker thread per stage
-(the detector, the recogniser, the search), through a bounded queue that refuses work instead of growing
+"""Micro-batching: work from every stream and call is gathered into batches for the worker threads of each
+stage (the detector, the recogniser, the search), through a bounded queue that refuses work instead of growing
 latency without bound."""
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ class Overloaded(Exception):
 
 class MicroBatcher(Generic[Item, Result]):
     """Runs `work` on up to `batch_size` queued items at once, waiting at most `wait_ms` for a batch to fill;
-    `work` returns one result per item, in order. Items whose caller gave up (a cancelled future) are skipped.
-    A failed batch fails its callers; failures of the `expected` kinds (an outage, not a bug) log one line."""
+    `work` returns one result per item, in order; `workers` threads run batches side by side. Items whose caller
+    gave up (a cancelled future) are skipped. A failed batch fails its callers; failures of the `expected` kinds
+    (an outage, not a bug) log one line."""
 
     def __init__(self, stage: str, work: Callable[[list[Item]], Sequence[Result]], batch_size: int, wait_ms: float,
-                 queue_size: int, expected: tuple[type[Exception], ...] = ()) -> None:
+                 queue_size: int, expected: tuple[type[Exception], ...] = (), workers: int = 1) -> None:
         self._stage = stage
         self._expected = expected
         self._work = work
@@ -39,8 +40,10 @@ class MicroBatcher(Generic[Item, Result]):
         self._queue: queue.Queue[tuple[Item, Future[Result]] | None] = queue.Queue(queue_size)
         self._depth = QUEUE_DEPTH.labels(stage)
         self._sizes = BATCH_SIZE.labels(stage)
-        self._worker = threading.Thread(target=self._run, name=stage, daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._run, name=f"{stage}-{n}", daemon=True)
+                         for n in range(max(1, workers))]
+        for worker in self._workers:
+            worker.start()
 
     def submit(self, item: Item) -> Future[Result]:
         future: Future[Result] = Future()
@@ -53,15 +56,18 @@ class MicroBatcher(Generic[Item, Result]):
 
     @property
     def depth(self) -> int:
-        """Items waiting for the worker."""
+        """Items waiting for a worker."""
         return self._queue.qsize()
 
     def run(self, item: Item, timeout: float | None = None) -> Result:
         return self.submit(item).result(timeout)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._worker.join()
+        """Each worker finishes what it holds and stops at the first of the stop marks, one per worker."""
+        for _ in self._workers:
+            self._queue.put(None)
+        for worker in self._workers:
+            worker.join()
 
     def _collect(self, first: tuple[Item, Future[Result]]) -> tuple[list, bool]:
         batch = [first]

@@ -34,8 +34,12 @@ class Settings:
     detector_file: str = ""
     recognizer_file: str = ""
     # ONNX Runtime: providers in order of preference (empty: CUDA when present, else CPU); 0 threads = all cores
+    # for the detector, and for the recogniser the cores shared among its workers
     providers: tuple[str, ...] = ()
     intra_op_threads: int = 0
+    # recogniser batches run side by side on one session; 0 = one per core on the CPU (a single-threaded run per
+    # core beat one run spread over both cores by 5 to 30% on 2 cores; benchmarks/realtime.md), one on a GPU
+    embed_workers: int = 0
     # whether ONNX Runtime's idle threads spin waiting for the next operator: off, because the detector's and the
     # recogniser's sessions share the cores and each one's spinning slowed the other (detect + embed one photo at
     # a time: 20 a second spinning, 31 not, on 2 cores; benchmarks/realtime.md)

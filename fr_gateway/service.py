@@ -110,8 +110,9 @@ def milvus_spec(settings: Settings) -> MilvusSpec | None:
 
 
 class GatewayService:
-    """Decoding runs on the request's thread; detection, embedding and search each run on one worker thread of
-    their own that takes whatever the concurrent requests have queued, so the models and FAISS see batches."""
+    """Decoding runs on the request's thread; detection, embedding and search each run on worker threads of
+    their own (the recogniser on one per core) that take whatever the concurrent requests have queued, so the
+    models and FAISS see batches."""
 
     def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batching: Batching,
                  store: TemplateStore, keys: KeyRing, spec: IndexSpec, default_top_k: int, max_top_k: int,
@@ -121,7 +122,7 @@ class GatewayService:
         self.thresholds = thresholds
         self._detector = MicroBatcher("detect", engine.detector.detect_many, DETECT_BATCH, 0, batching.queue_size)
         self._embedder = MicroBatcher("embed", self._embed_batch, batching.batch_size, batching.wait_ms,
-                                      batching.queue_size)
+                                      batching.queue_size, workers=engine.embed_workers)
         self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size,
                                       expected=(SearchUnavailable,))
         self._store = store

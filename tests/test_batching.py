@@ -105,3 +105,20 @@ def test_full_queue_raises_overloaded_and_recovers(engine, crops):
     finally:
         gated.gate.set()
         batcher.close()
+
+
+def test_workers_run_batches_side_by_side_and_all_stop_on_close(engine, crops):
+    """Two workers hold a batch each at once (the recogniser's layout on two cores); close ends both."""
+    both_inside = threading.Barrier(2, timeout=10)
+
+    def embed_when_both_inside(batch):
+        both_inside.wait()  # raises BrokenBarrierError, failing the batch, unless the other worker is in too
+        return engine.embedder.embed(batch)
+
+    batcher = MicroBatcher("side-by-side", embed_when_both_inside, batch_size=1, wait_ms=0, queue_size=8, workers=2)
+    try:
+        first, second = batcher.submit(crops[0]), batcher.submit(crops[1])
+        assert first.result(20).shape == second.result(20).shape == (engine.embedder.dim,)
+    finally:
+        batcher.close()
+    assert not any(thread.name.startswith("side-by-side-") and thread.is_alive() for thread in threading.enumerate())

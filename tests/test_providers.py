@@ -4,13 +4,14 @@ on the CPU (this machine has no GPU, as the CI machine has none)."""
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 import numpy as np
 import pytest
 
 from fr_gateway.config import load_settings
-from fr_gateway.faces.engine import load_detector
+from fr_gateway.faces.engine import load_detector, recogniser_layout
 from fr_gateway.faces.models import choose_providers, create_session, locate_pack
 
 
@@ -47,3 +48,15 @@ def test_idle_onnx_threads_spin_only_when_asked(spinning, entry):
     detector = load_detector(load_settings(environ=environ), locate_pack(), ["CPUExecutionProvider"])
     options = detector.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
+
+
+@pytest.mark.parametrize(("environ", "providers", "layout"), [
+    ({}, ["CPUExecutionProvider"], (os.cpu_count(), 1)),
+    ({"FRG_EMBED_WORKERS": "1"}, ["CPUExecutionProvider"], (1, os.cpu_count())),
+    ({"FRG_EMBED_WORKERS": "2", "FRG_INTRA_OP_THREADS": "3"}, ["CPUExecutionProvider"], (2, 3)),
+    ({}, ["CUDAExecutionProvider", "CPUExecutionProvider"], (1, os.cpu_count())),
+])
+def test_the_recogniser_runs_one_single_threaded_batch_per_core_on_the_cpu(environ, providers, layout):
+    """Side-by-side runs scale better than one run split over the cores (benchmarks/realtime.md); a GPU gets
+    one worker; both knobs can be set."""
+    assert recogniser_layout(load_settings(environ=environ), providers) == layout

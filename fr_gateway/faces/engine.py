@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 from fr_gateway.calibration import Threshold, Thresholds
 from fr_gateway.config import Settings
@@ -32,6 +33,7 @@ class FaceEngine:
     providers: list[str]
     detector: FaceDetector
     embedder: FaceEmbedder
+    embed_workers: int = 1  # recogniser batches run side by side on the one session
 
 
 def load_pack(settings: Settings) -> ModelPack:
@@ -74,10 +76,20 @@ def load_engine(settings: Settings) -> FaceEngine:
     pack = load_pack(settings)
     providers = choose_providers(settings.providers)
     detector = load_detector(settings, pack, providers)
-    recognizer = create_session(pack.recognizer_file, providers, settings.intra_op_threads, settings.ort_spinning)
-    log.info("models: detector %s, recogniser %s (sha256 %s), providers %s",
-             pack.detector_file.name, pack.name, pack.fingerprint, recognizer.get_providers())
-    return FaceEngine(pack, recognizer.get_providers(), detector, FaceEmbedder(recognizer, str(pack.recognizer_file)))
+    workers, threads = recogniser_layout(settings, providers)
+    recognizer = create_session(pack.recognizer_file, providers, threads, settings.ort_spinning)
+    log.info("models: detector %s, recogniser %s (sha256 %s, %d workers x %d threads), providers %s",
+             pack.detector_file.name, pack.name, pack.fingerprint, workers, threads, recognizer.get_providers())
+    return FaceEngine(pack, recognizer.get_providers(), detector, FaceEmbedder(recognizer, str(pack.recognizer_file)),
+                      workers)
+
+
+def recogniser_layout(settings: Settings, providers: list[str]) -> tuple[int, int]:
+    """(workers, intra-op threads each): on the CPU, by default one single-threaded run per core, since parallel
+    runs scale better than one run split over the cores; on a GPU one worker feeds the device."""
+    cores = os.cpu_count() or 1
+    workers = settings.embed_workers or (1 if providers[0] != "CPUExecutionProvider" else cores)
+    return workers, settings.intra_op_threads or max(1, cores // workers)
 
 
 def build_cropper(settings: Settings) -> FaceCropper:
