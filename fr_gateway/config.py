@@ -80,8 +80,8 @@ class Settings:
     milvus_collection: str = "frgateway"
     milvus_index_type: str = "HNSW"
     milvus_metric: str = "IP"
-    # embedding micro-batches
-    batch_size: int = 32
+    # embedding micro-batches; 0 batch size = 8 for single-threaded runs on the CPU, else 32
+    batch_size: int = 0
     batch_wait_ms: float = 2.0
     queue_size: int = 512
     # gRPC server: the most concurrent calls (an open camera stream holds one); more answer RESOURCE_EXHAUSTED

@@ -142,7 +142,7 @@ class GatewayService:
         the index."""
         keys = KeyRing.load(key_file_for(settings))
         store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
-        batching = Batching(settings.batch_size, settings.batch_wait_ms, settings.queue_size)
+        batching = Batching(settings.batch_size or engine.embed_batch, settings.batch_wait_ms, settings.queue_size)
         spec = IndexSpec(kind=settings.index_kind, nlist=settings.ivf_lists, nprobe=settings.ivf_nprobe,
                          rerank=settings.rerank, ef_search=settings.hnsw_ef_search)
         service = cls(engine, build_cropper(settings), resolve_thresholds(settings, engine.pack),

@@ -122,3 +122,29 @@ def test_workers_run_batches_side_by_side_and_all_stop_on_close(engine, crops):
     finally:
         batcher.close()
     assert not any(thread.name.startswith("side-by-side-") and thread.is_alive() for thread in threading.enumerate())
+
+
+def test_several_workers_share_out_a_backlog_instead_of_one_taking_it_whole(engine, crops):
+    """Six crops queue while both workers are busy; once free, neither takes more than half of them, though a
+    batch may hold eight: a single-threaded run of the whole backlog would leave the other core idle."""
+    gated = GatedEmbedder(engine.embedder)
+    sizes: list[int] = []
+
+    def embed(batch):
+        sizes.append(len(batch))
+        return gated.embed(batch)
+
+    batcher = MicroBatcher("share", embed, batch_size=8, wait_ms=200, queue_size=16, workers=2)
+    try:
+        held = [batcher.submit(crops[0]), batcher.submit(crops[1])]
+        for _ in range(500):  # until both workers hold one at the gate
+            if len(sizes) == 2:
+                break
+            time.sleep(0.01)
+        backlog = [batcher.submit(crop) for crop in crops[2:8]]
+        gated.gate.set()
+        assert all(f.result(20).shape == (engine.embedder.dim,) for f in held + backlog)
+    finally:
+        gated.gate.set()
+        batcher.close()
+    assert sizes[:2] == [1, 1] and sum(sizes[2:]) == 6 and max(sizes[2:]) <= 3, sizes

@@ -50,13 +50,17 @@ def test_idle_onnx_threads_spin_only_when_asked(spinning, entry):
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
 
 
+CORES = os.cpu_count()
+
+
 @pytest.mark.parametrize(("environ", "providers", "layout"), [
-    ({}, ["CPUExecutionProvider"], (os.cpu_count(), 1)),
-    ({"FRG_EMBED_WORKERS": "1"}, ["CPUExecutionProvider"], (1, os.cpu_count())),
-    ({"FRG_EMBED_WORKERS": "2", "FRG_INTRA_OP_THREADS": "3"}, ["CPUExecutionProvider"], (2, 3)),
-    ({}, ["CUDAExecutionProvider", "CPUExecutionProvider"], (1, os.cpu_count())),
+    ({}, ["CPUExecutionProvider"], (CORES, 1, 8)),
+    ({"FRG_EMBED_WORKERS": "1"}, ["CPUExecutionProvider"], (1, CORES, 8 if CORES == 1 else 32)),
+    ({"FRG_EMBED_WORKERS": "2", "FRG_INTRA_OP_THREADS": "3", "FRG_BATCH_SIZE": "16"}, ["CPUExecutionProvider"],
+     (2, 3, 16)),
+    ({}, ["CUDAExecutionProvider", "CPUExecutionProvider"], (1, CORES, 32)),
 ])
 def test_the_recogniser_runs_one_single_threaded_batch_per_core_on_the_cpu(environ, providers, layout):
-    """Side-by-side runs scale better than one run split over the cores (benchmarks/realtime.md); a GPU gets
-    one worker; both knobs can be set."""
+    """Side-by-side runs of up to 8 crops scale better than one run split over the cores
+    (benchmarks/realtime.md); a GPU gets one worker and batches of 32; every knob can be set."""
     assert recogniser_layout(load_settings(environ=environ), providers) == layout

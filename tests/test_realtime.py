@@ -4,6 +4,7 @@ while the gallery loads, and the Prometheus metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import threading
 import time
@@ -110,7 +111,8 @@ def loose_request(n: int) -> recognition_pb2.IdentifyRequest:
 def test_one_cameras_burst_is_batched_and_answered_in_order(engine, tmp_path, aligned, kind, stage):
     """A stream's crops are worked on side by side (up to stream_window), so one camera's burst reaches the
     recogniser (and, for LOOSE photos, the detector) in batches; with a window of one, every crop is a batch of
-    its own. Answers keep their order."""
+    its own. Answers keep their order. One recogniser worker, so that no second one shares the batches out."""
+    engine = dataclasses.replace(engine, embed_workers=1)
     burst = [request(aligned, n % PEOPLE, n) if kind == "aligned" else loose_request(n) for n in range(24)]
     per_batch = {}
     for window in (1, 8):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import NamedTuple
 
 from fr_gateway.calibration import Threshold, Thresholds
 from fr_gateway.config import Settings
@@ -34,6 +35,7 @@ class FaceEngine:
     detector: FaceDetector
     embedder: FaceEmbedder
     embed_workers: int = 1  # recogniser batches run side by side on the one session
+    embed_batch: int = 32  # the most crops in one recogniser run
 
 
 def load_pack(settings: Settings) -> ModelPack:
@@ -76,20 +78,28 @@ def load_engine(settings: Settings) -> FaceEngine:
     pack = load_pack(settings)
     providers = choose_providers(settings.providers)
     detector = load_detector(settings, pack, providers)
-    workers, threads = recogniser_layout(settings, providers)
-    recognizer = create_session(pack.recognizer_file, providers, threads, settings.ort_spinning)
-    log.info("models: detector %s, recogniser %s (sha256 %s, %d workers x %d threads), providers %s",
-             pack.detector_file.name, pack.name, pack.fingerprint, workers, threads, recognizer.get_providers())
+    layout = recogniser_layout(settings, providers)
+    recognizer = create_session(pack.recognizer_file, providers, layout.threads, settings.ort_spinning)
+    log.info("models: detector %s, recogniser %s (sha256 %s; %s), providers %s",
+             pack.detector_file.name, pack.name, pack.fingerprint, layout, recognizer.get_providers())
     return FaceEngine(pack, recognizer.get_providers(), detector, FaceEmbedder(recognizer, str(pack.recognizer_file)),
-                      workers)
+                      layout.workers, layout.batch)
 
 
-def recogniser_layout(settings: Settings, providers: list[str]) -> tuple[int, int]:
-    """(workers, intra-op threads each): on the CPU, by default one single-threaded run per core, since parallel
-    runs scale better than one run split over the cores; on a GPU one worker feeds the device."""
-    cores = os.cpu_count() or 1
-    workers = settings.embed_workers or (1 if providers[0] != "CPUExecutionProvider" else cores)
-    return workers, settings.intra_op_threads or max(1, cores // workers)
+class RecogniserLayout(NamedTuple):
+    workers: int  # runs side by side on the one session
+    threads: int  # intra-op threads of each run
+    batch: int  # the most crops in one run
+
+
+def recogniser_layout(settings: Settings, providers: list[str]) -> RecogniserLayout:
+    """On the CPU, by default one single-threaded run of up to 8 crops per core: runs side by side scale better
+    than one run split over the cores, and a single-threaded run gains nothing from larger batches (measured:
+    benchmarks/realtime.md). On a GPU one worker feeds the device batches of up to 32."""
+    cores, gpu = os.cpu_count() or 1, providers[0] != "CPUExecutionProvider"
+    workers = settings.embed_workers or (1 if gpu else cores)
+    threads = settings.intra_op_threads or max(1, cores // workers)
+    return RecogniserLayout(workers, threads, settings.batch_size or (32 if gpu or threads > 1 else 8))
 
 
 def build_cropper(settings: Settings) -> FaceCropper:
