@@ -38,7 +38,8 @@ class Settings:
     providers: tuple[str, ...] = ()
     intra_op_threads: int = 0
     # recogniser batches run side by side on one session; 0 = one per core on the CPU (a single-threaded run per
-    # core beat one run spread over both cores by 5 to 30% on 2 cores; benchmarks/realtime.md), one on a GPU
+    # core beat one run spread over both cores: 54-58 faces/s through the gateway against 40-44 on 2 cores;
+    # benchmarks/realtime.md), one on a GPU
     embed_workers: int = 0
     # whether ONNX Runtime's idle threads spin waiting for the next operator: off, because the detector's and the
     # recogniser's sessions share the cores and each one's spinning slowed the other (detect + embed one photo at
