@@ -6,7 +6,8 @@ writes realtime.json and realtime.md:
 1. the limit: ONNX Runtime on the recogniser alone, batches of 1 to 64 aligned crops, no gRPC;
 2. the naive peer, in process, one face at a time (as insightface's FaceAnalysis does it): aligned crops
    embedded one by one, and photos detected, aligned and embedded one by one;
-   (1 and 2 are each the better of ONNX Runtime's idle threads spinning and not)
+   (1 is the best of three layouts: one run on all cores with ONNX Runtime's idle threads spinning or not, and
+   one single-threaded run per core side by side, the gateway's; 2 is the better of the first two)
 3. the gateway (`fr-gateway serve` in its own process) over mutual TLS on 127.0.0.1, against a gallery of
    --gallery identities (synthetic templates shaped like buffalo_s ones, plus the 43 real people whose photos
    are the probes): 1, 4 and 16 camera streams of ALIGNED crops sending flat out (one, or up to eight crops
@@ -365,7 +366,7 @@ def main() -> None:
                "seconds_per_measurement": args.seconds,
                "raw_faces_per_s_by_batch": {str(k): round(v, 1) for k, v in limit.items()},
                "raw_by_layout": {name: {str(k): round(v, 1) for k, v in found.items()}
-                                      for name, found in limit_each.items()},
+                                 for name, found in limit_each.items()},
                "raw_limit_faces_per_s": round(limit[best_batch], 1), "raw_best_batch": best_batch,
                "recogniser_workers": engine.embed_workers,
                "naive_aligned_faces_per_s": round(naive["pace"], 1),
