@@ -85,7 +85,8 @@ class MilvusIndex:
         self.dim = dim
         self.model_fingerprint = model_fingerprint
         self._search_params = {"metric_type": spec.metric, "params": INDEX_TYPES[spec.index_type][1]}
-        self._counted, self._counted_at = 0, -math.inf
+        self._counted = 0
+        self._count_again()
         self._count_lock = threading.Lock()
 
     @classmethod
@@ -129,11 +130,11 @@ class MilvusIndex:
             {"nik": nik, "template": template.tolist(), "model_fingerprint": self.model_fingerprint,
              "enrolled_at": now, "province": nik[:2]}
             for nik, template in zip(niks, np.asarray(templates, dtype=np.float32), strict=True)])
-        self._counted_at = -math.inf  # count again on the next len()
+        self._count_again()
 
     def remove(self, nik: str) -> bool:
         self._client.delete(self._spec.collection, ids=[nik])
-        self._counted_at = -math.inf  # count again on the next len()
+        self._count_again()
         return True
 
     def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
@@ -145,6 +146,10 @@ class MilvusIndex:
         except MilvusException as exc:
             raise SearchUnavailable(f"Milvus at {self._spec.uri} did not answer: {exc.message}") from exc
         return [[Candidate(hit["nik"], float(hit["distance"])) for hit in hits] for hits in found]
+
+    def _count_again(self) -> None:
+        """The next len() counts the collection instead of answering from the last count."""
+        self._counted_at = -math.inf
 
     def __len__(self) -> int:
         with self._count_lock:
@@ -195,7 +200,7 @@ class MilvusIndex:
         """Seal what was written into segments after a bulk load, so searches run on the index instead of
         scanning the unsealed rows."""
         self._client.flush(self._spec.collection)
-        self._counted_at = -math.inf  # count again on the next len()
+        self._count_again()
 
     def close(self) -> None:
         self._client.close()
