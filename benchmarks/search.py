@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from workload import cpu_seconds
 
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.search.faiss_index import INDEX_CLASSES, IndexSpec
@@ -214,16 +215,10 @@ def measure_milvus(size: int, queries: np.ndarray, truth: np.ndarray, folder: Pa
 
 def settled(pid: int, idle_share: float = 0.05, window_s: float = 2.0) -> None:
     """Until the process uses under `idle_share` of a core over `window_s`: its background work is done."""
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def cpu_seconds() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-
     while True:
-        before = cpu_seconds()
+        before = cpu_seconds(pid)
         time.sleep(window_s)
-        if cpu_seconds() - before < idle_share * window_s:
+        if cpu_seconds(pid) - before < idle_share * window_s:
             return
 
 
