@@ -77,12 +77,12 @@ def raw_limit(engine: FaceEngine, crops: list[np.ndarray], seconds: float) -> di
 def side_by_side(engine: FaceEngine, items: list[np.ndarray], seconds: float) -> float:
     """Faces/s embedding `items` over and over with as many runs side by side as the engine has recogniser
     workers."""
-    paces = [0.0] * engine.embed_workers
+    paces = [0.0] * engine.layout.workers
 
     def worker(number: int) -> None:
         paces[number] = len(items) * pace(lambda _: engine.embedder.embed(items), seconds)
 
-    in_threads(worker, engine.embed_workers)
+    in_threads(worker, engine.layout.workers)
     return sum(paces)
 
 
@@ -368,7 +368,7 @@ def main() -> None:
                "raw_by_layout": {name: {str(k): round(v, 1) for k, v in found.items()}
                                  for name, found in limit_each.items()},
                "raw_limit_faces_per_s": round(limit[best_batch], 1), "raw_best_batch": best_batch,
-               "recogniser_workers": engine.embed_workers,
+               "recogniser_workers": engine.layout.workers,
                "naive_aligned_faces_per_s": round(naive["pace"], 1),
                "naive_loose_faces_per_s": round(loose_pace["pace"], 1),
                "naive_loose_by_layout": {name: round(found["pace"], 1) for name, found in loose_each.items()},
@@ -399,7 +399,7 @@ def main() -> None:
                 before = gateway_counters(gateway)
                 row = {"kind": kind, **cameras(gateway.target, clients[CAMERA], faces, streams, args.seconds,
                                                window, load * reference[kind])}
-                row["time"] = where_time_goes(before, gateway_counters(gateway), engine.embed_workers)
+                row["time"] = where_time_goes(before, gateway_counters(gateway), engine.layout.workers)
                 row["vs_limit"] = round(row["faces_per_s"] / reference[kind], 3)
                 row["gateway_rss_mib"] = rss_mib(gateway.process.pid)
                 results["gateway"].append(row)

@@ -81,9 +81,11 @@ class Settings:
     milvus_collection: str = "frgateway"
     milvus_index_type: str = "HNSW"
     milvus_metric: str = "IP"
-    # embedding micro-batches; 0 batch size = 8 for single-threaded runs on the CPU, else 32
+    # embedding micro-batches; 0 batch size = 8 for single-threaded runs on the CPU, else 32. A batch takes what
+    # is queued when a worker is free (batches grow while the recogniser is busy); a wait over 0 holds a lone crop
+    # that long for company
     batch_size: int = 0
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
     queue_size: int = 512
     # gRPC server: the most concurrent calls (an open camera stream holds one); more answer RESOURCE_EXHAUSTED
     workers: int = 512

@@ -93,7 +93,7 @@ class Batching:
     """The micro-batching stages' knobs: the recogniser's batch size and wait, and the queue bound of each."""
 
     batch_size: int = 32
-    wait_ms: float = 2.0
+    wait_ms: float = 0.0
     queue_size: int = 512
 
 
@@ -120,9 +120,10 @@ class GatewayService:
         self.engine = engine
         self.cropper = cropper
         self.thresholds = thresholds
+        self.batching = batching
         self._detector = MicroBatcher("detect", engine.detector.detect_many, DETECT_BATCH, 0, batching.queue_size)
         self._embedder = MicroBatcher("embed", self._embed_batch, batching.batch_size, batching.wait_ms,
-                                      batching.queue_size, workers=engine.embed_workers)
+                                      batching.queue_size, workers=engine.layout.workers)
         self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size,
                                       expected=(SearchUnavailable,))
         self._store = store
@@ -142,7 +143,7 @@ class GatewayService:
         the index."""
         keys = KeyRing.load(key_file_for(settings))
         store = TemplateStore(settings.gallery, engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
-        batching = Batching(settings.batch_size or engine.embed_batch, settings.batch_wait_ms, settings.queue_size)
+        batching = Batching(settings.batch_size or engine.layout.batch, settings.batch_wait_ms, settings.queue_size)
         spec = IndexSpec(kind=settings.index_kind, nlist=settings.ivf_lists, nprobe=settings.ivf_nprobe,
                          rerank=settings.rerank, ef_search=settings.hnsw_ef_search)
         service = cls(engine, build_cropper(settings), resolve_thresholds(settings, engine.pack),

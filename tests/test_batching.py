@@ -148,3 +148,29 @@ def test_several_workers_share_out_a_backlog_instead_of_one_taking_it_whole(engi
         gated.gate.set()
         batcher.close()
     assert sizes[:2] == [1, 1] and sum(sizes[2:]) == 6 and max(sizes[2:]) <= 3, sizes
+
+
+def test_with_no_wait_a_lone_crop_runs_alone_and_a_backlog_runs_as_one_batch(engine, crops):
+    """The default: nothing is held back for company, yet crops that queued while the worker was busy go into
+    its next run together, so batches grow with the load."""
+    gated = GatedEmbedder(engine.embedder)
+    sizes: list[int] = []
+
+    def embed(batch):
+        sizes.append(len(batch))
+        return gated.embed(batch)
+
+    batcher = MicroBatcher("greedy", embed, batch_size=8, wait_ms=0, queue_size=16)
+    try:
+        held = batcher.submit(crops[0])
+        for _ in range(500):  # until the worker holds it at the gate
+            if sizes:
+                break
+            time.sleep(0.01)
+        backlog = [batcher.submit(crop) for crop in crops[1:6]]
+        gated.gate.set()
+        assert all(f.result(20).shape == (engine.embedder.dim,) for f in [held, *backlog])
+    finally:
+        gated.gate.set()
+        batcher.close()
+    assert sizes == [1, 5], sizes

@@ -5,6 +5,7 @@ while the gallery loads, and the Prometheus metrics."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import threading
 import time
@@ -112,7 +113,7 @@ def test_one_cameras_burst_is_batched_and_answered_in_order(engine, tmp_path, al
     """A stream's crops are worked on side by side (up to stream_window), so one camera's burst reaches the
     recogniser (and, for LOOSE photos, the detector) in batches; with a window of one, every crop is a batch of
     its own. Answers keep their order. One recogniser worker, so that no second one shares the batches out."""
-    engine = dataclasses.replace(engine, embed_workers=1)
+    engine = dataclasses.replace(engine, layout=engine.layout._replace(workers=1))
     burst = [request(aligned, n % PEOPLE, n) if kind == "aligned" else loose_request(n) for n in range(24)]
     per_batch = {}
     for window in (1, 8):
@@ -168,6 +169,7 @@ def test_health_says_not_serving_until_the_gallery_is_loaded(engine, tmp_path, a
     text = metrics.decode()
     assert 'frgateway_requests_total{decision="REFUSED",operation="Identify"}' in text
     assert "frgateway_runtime_info{" in text and "CPUExecutionProvider" in text
+    assert f'recognizer_runs="{os.cpu_count()} x 1-thread runs of up to 8 crops"' in text
     assert 'identify_threshold="0.4000 (measured default)"' in text
     for stage in ("decode", "detect", "embed", "search", "audit"):
         assert f'frgateway_stage_seconds_count{{stage="{stage}"}}' in text, stage

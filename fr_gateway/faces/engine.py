@@ -26,6 +26,15 @@ from fr_gateway.faces.quality import QualityGate
 log = logging.getLogger(__name__)
 
 
+class RecogniserLayout(NamedTuple):
+    workers: int  # runs side by side on the one session
+    threads: int  # intra-op threads of each run
+    batch: int  # the most crops in one run
+
+    def __str__(self) -> str:
+        return f"{self.workers} x {self.threads}-thread runs of up to {self.batch} crops"
+
+
 @dataclasses.dataclass(frozen=True)
 class FaceEngine:
     """The loaded models; shareable by several gateways with different settings."""
@@ -34,8 +43,7 @@ class FaceEngine:
     providers: list[str]
     detector: FaceDetector
     embedder: FaceEmbedder
-    embed_workers: int = 1  # recogniser batches run side by side on the one session
-    embed_batch: int = 32  # the most crops in one recogniser run
+    layout: RecogniserLayout
 
 
 def load_pack(settings: Settings) -> ModelPack:
@@ -83,13 +91,7 @@ def load_engine(settings: Settings) -> FaceEngine:
     log.info("models: detector %s, recogniser %s (sha256 %s; %s), providers %s",
              pack.detector_file.name, pack.name, pack.fingerprint, layout, recognizer.get_providers())
     return FaceEngine(pack, recognizer.get_providers(), detector, FaceEmbedder(recognizer, str(pack.recognizer_file)),
-                      layout.workers, layout.batch)
-
-
-class RecogniserLayout(NamedTuple):
-    workers: int  # runs side by side on the one session
-    threads: int  # intra-op threads of each run
-    batch: int  # the most crops in one run
+                      layout)
 
 
 def recogniser_layout(settings: Settings, providers: list[str]) -> RecogniserLayout:
