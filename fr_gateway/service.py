@@ -19,7 +19,7 @@ from fr_gateway.calibration import Thresholds
 from fr_gateway.config import Settings, key_file_for
 from fr_gateway.decision import Decision, decide, decision_for
 from fr_gateway.faces.crops import CropKind, FaceCropper
-from fr_gateway.faces.engine import FaceEngine, build_cropper, resolve_thresholds
+from fr_gateway.faces.engine import FaceEngine, RecogniserLayout, build_cropper, resolve_thresholds
 from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.metrics import FACES_EMBEDDED
@@ -90,11 +90,12 @@ class EnrollResult:
 
 @dataclasses.dataclass(frozen=True)
 class Batching:
-    """The micro-batching stages' knobs: the recogniser's batch size and wait, and the queue bound of each."""
+    """The micro-batching stages' knobs: the recogniser's batch size and wait, and the queue bound of each (their
+    defaults are the settings')."""
 
-    batch_size: int = 32
-    wait_ms: float = 0.0
-    queue_size: int = 512
+    batch_size: int
+    wait_ms: float
+    queue_size: int
 
 
 def milvus_spec(settings: Settings) -> MilvusSpec | None:
@@ -120,7 +121,7 @@ class GatewayService:
         self.engine = engine
         self.cropper = cropper
         self.thresholds = thresholds
-        self.batching = batching
+        self._batching = batching
         self._detector = MicroBatcher("detect", engine.detector.detect_many, DETECT_BATCH, 0, batching.queue_size)
         self._embedder = MicroBatcher("embed", self._embed_batch, batching.batch_size, batching.wait_ms,
                                       batching.queue_size, workers=engine.layout.workers)
@@ -215,6 +216,11 @@ class GatewayService:
             self.save_index()
             self._index.close()
         self._store.close()
+
+    @property
+    def recogniser_layout(self) -> RecogniserLayout:
+        """How the recogniser runs for this gateway: the engine's layout with this gateway's batch size."""
+        return self.engine.layout._replace(batch=self._batching.batch_size)
 
     @property
     def gallery_size(self) -> int:

@@ -106,9 +106,9 @@ class Gateway:
             self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self._server.start()
         thresholds = self.service.thresholds
-        layout = self.engine.layout._replace(batch=self.service.batching.batch_size)
         RUNTIME.info({"recognizer": self.engine.pack.name, "model_sha256": self.engine.pack.fingerprint,
-                      "providers": ",".join(self.engine.providers), "recognizer_runs": str(layout),
+                      "providers": ",".join(self.engine.providers),
+                      "recognizer_runs": str(self.service.recogniser_layout),
                       **{f"{name}_threshold": f"{threshold.value:.4f} ({threshold.origin})" for name, threshold in
                          (("identify", thresholds.identify), ("verify", thresholds.verify))}})
         if self.settings.metrics_listen:
