@@ -51,15 +51,15 @@ bench-audit: $(STAMP)
 bench-realtime: $(STAMP)
 	$(BIN)/python benchmarks/realtime.py
 
-# Accuracy over gRPC on the shared labelled faces, the default model beside its INT8 variant (about 8 minutes;
+# Accuracy over gRPC on the sample faces (data/faces), the default model beside its INT8 variant (about 8 minutes;
 # the INT8 model is quantised first when missing, its figures kept beside it rather than in benchmarks/int8.*)
-SHARED_FACES := $(or $(FRG_TEST_DATA),../shared/data/faces)
+SAMPLE_FACES := $(or $(FRG_TEST_DATA),data/faces)
 INT8_MODEL := benchmarks/int8-model/w600k_mbf_int8.onnx
 $(INT8_MODEL): | $(STAMP)
 	$(BIN)/python benchmarks/int8.py --out benchmarks/int8-model/int8
 
 eval: $(STAMP) $(INT8_MODEL)
-	$(BIN)/fr-gateway eval $(SHARED_FACES)/celebrities $(SHARED_FACES)/orl $(SHARED_FACES)/fr-examples \
+	$(BIN)/fr-gateway eval $(SAMPLE_FACES)/celebrities $(SAMPLE_FACES)/orl $(SAMPLE_FACES)/fr-examples \
 		--compare $(INT8_MODEL) --out benchmarks/eval
 
 serve: $(STAMP)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fr_gateway.config import load_settings
 from fr_gateway.enrolment import run_enrolment
+from fr_gateway.evaluation.dataset import sample_faces
 from fr_gateway.faces.detector import align
 from fr_gateway.faces.engine import load_engine
 from fr_gateway.faces.images import decode_image
@@ -27,7 +28,7 @@ from fr_gateway.server.app import Gateway
 from fr_gateway.service import GatewayService
 from fr_gateway.transport import open_channel
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+DATA = sample_faces()
 PEER_PHOTOS_PER_SECOND = 22.6  # the closest open-source peer with four clients, as reported; not measured here
 
 

@@ -1,4 +1,4 @@
-"""What the gateway benchmarks share: the people of ../shared/data/faces (or FRG_TEST_DATA), their crops as a
+"""What the gateway benchmarks share: the people of the sample faces (data/faces, or FRG_TEST_DATA), their crops as a
 camera sends them, and a private CA for benchmarking over mutual TLS, as in production."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import cv2
 
+from fr_gateway.evaluation.dataset import sample_faces
 from fr_gateway.faces.detector import align
 from fr_gateway.faces.engine import FaceEngine
 from fr_gateway.faces.images import decode_image
 from fr_gateway.security.certs import Authority, Principal, TlsFiles
 
-# as the tests and the demo read it
-DATA = Path(os.environ.get("FRG_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"))
+DATA = sample_faces()
 
 
 def people(limit: int = 43) -> list[list[Path]]:

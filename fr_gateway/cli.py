@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import shlex
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import grpc
 
+from fr_gateway import __version__
 from fr_gateway.audit.keys import AuditKeyError
 from fr_gateway.audit.log import AuditUnavailable
 from fr_gateway.audit.trail import Caller, Outcome, open_trail
@@ -21,11 +23,20 @@ from fr_gateway.calibration import StatedPoint, Threshold
 from fr_gateway.config import Settings, audit_dir_for, key_file_for, load_settings, save_calibration
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.gallery.store import GalleryModelMismatch
+from fr_gateway.reasons import Problem
+from fr_gateway.search.backend import SearchUnavailable
 from fr_gateway.security.certs import ROLES, CertificateError, TlsFiles
 from fr_gateway.security.keys import KeyRingError
-from fr_gateway.transport import open_channel
+from fr_gateway.transport import CannotListen, open_channel
 
 log = logging.getLogger("fr_gateway")
+
+# exit statuses, one meaning each, so scripts can tell them apart
+EXIT_FAILED = 1  # the gateway answered an error, the audit log is damaged, or `gallery sync --check` found drift
+EXIT_INPUT = 2  # the command's own input: flags, files, keys, certificates, settings
+EXIT_MODEL = 3  # the gallery or calibration belongs to another model
+EXIT_LISTEN = 4  # an address to serve on cannot be bound
+EXIT_UNREACHABLE = 5  # the shared search backend (Milvus) cannot be reached
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -37,10 +48,18 @@ def _face(path: str, aligned: bool = False) -> face_pb2.Face:
 
 
 def _channel(args: argparse.Namespace) -> grpc.Channel:
-    """Mutual TLS when the client's certificate is given, else plaintext (a gateway started --insecure)."""
-    if args.cert or args.key:
-        return open_channel(args.target, TlsFiles.load(args.cert, args.key, args.ca))
-    return open_channel(args.target)
+    """Mutual TLS when the client's certificate is given (checked here first), else plaintext (a gateway started
+    --insecure)."""
+    return open_channel(args.target, TlsFiles.from_flags(args.cert, args.key, args.ca))
+
+
+def _camera_id(args: argparse.Namespace) -> str:
+    """--camera-id, else the camera a camera certificate names (the gateway refuses any other), else `cli`."""
+    if args.camera_id:
+        return args.camera_id
+    tls = TlsFiles.from_flags(args.cert, args.key, args.ca)
+    principal = tls.check_client(args.cert) if tls else None
+    return principal.identity if principal and principal.role == "camera" else "cli"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -50,7 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.certs:
         tls = {name: str(Path(args.certs) / file) for name, file in
                (("tls_cert", "server.pem"), ("tls_key", "server.key"), ("tls_ca", "ca.pem"))}
-    serve(_settings(args, listen=args.listen, gallery=args.gallery, **tls), args.insecure, args.port_file)
+    serve(_settings(args, listen=args.listen, gallery=args.gallery, metrics_listen=args.metrics_listen, **tls),
+          args.insecure, args.port_file)
     return 0
 
 
@@ -64,10 +84,10 @@ def cmd_camera(args: argparse.Namespace) -> int:
     if args.show and (why := window_unavailable()):
         print(f"--show: {why}; --annotate FILE.avi writes the same view to a file", file=sys.stderr)
         return 2
+    frames = open_frames(args.source)  # the camera's own input is checked before the models load
     settings = _settings(args)
     pack = load_pack(settings)
     detector = load_detector(settings, pack, choose_providers(settings.providers))
-    frames = open_frames(args.source)
     if args.max_frames:
         frames = (frame for frame in frames if frame.index < args.max_frames)
     with contextlib.ExitStack() as stack:
@@ -121,7 +141,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_identify(args: argparse.Namespace) -> int:
     with _channel(args) as channel:
         response = recognition_pb2_grpc.RecognitionStub(channel).Identify(recognition_pb2.IdentifyRequest(
-            camera_id=args.camera_id, face=_face(args.image, args.aligned), top_k=args.top_k))
+            camera_id=_camera_id(args), face=_face(args.image, args.aligned), top_k=args.top_k))
     print(f"{face_pb2.Decision.Name(response.decision)} (threshold {response.threshold:.2f}, "
           f"gallery {response.gallery_size}) {response.detail}".rstrip())
     for rank, candidate in enumerate(response.candidates, start=1):
@@ -234,20 +254,22 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
     from fr_gateway.gallery.nik import validate_nik
 
     settings = _settings(args, gallery=args.gallery)
-    removed = []
+    invalid = 0
     with contextlib.ExitStack() as stack:
         store, _ = _open_store(settings)
         stack.callback(store.close)
         trail = open_trail(settings, store.model_fingerprint, lambda: store.version, create_keys=True)
         stack.callback(trail.close)
-        for nik in args.nik:
-            erased = store.delete(validate_nik(nik))
+        for nik in args.nik:  # each on its own: one mistyped NIK does not hide what happened to the others
+            try:
+                erased = store.delete(validate_nik(nik))
+            except Problem as problem:
+                invalid += 1
+                print(f"{nik}: not erased: {problem.detail}", flush=True)
+                continue
             trail.record(Caller.local(), "Remove", Outcome("ERASED" if erased else "NOT_ENROLLED", nik=nik))
-            if erased:
-                removed.append(nik)
-    for nik in args.nik:
-        print(f"{nik}: {'erased' if nik in removed else 'not enrolled'}")
-    return 0
+            print(f"{nik}: {'erased' if erased else 'not enrolled'}", flush=True)
+    return EXIT_INPUT if invalid else 0
 
 
 def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
@@ -289,7 +311,7 @@ def cmd_gallery_sync(args: argparse.Namespace) -> int:
     outcome = "in step" if not drift else ("found, not repaired (--check)" if args.check else "repaired")
     print(f"Milvus collection {spec.collection} at {spec.uri} against the store's {held} templates: "
           f"{drift.text()}: {outcome}")
-    return 1 if drift and args.check else 0
+    return EXIT_FAILED if drift and args.check else 0
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
@@ -332,8 +354,8 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
     authority = Authority.load(Path(args.dir))
     for text in args.client:
         principal = parse_principal(text)
-        print(f"{principal.role}: {authority.issue_client(Path(args.dir), principal, days=args.days)} "
-              f"({principal.uri})")
+        issued = authority.issue_client(Path(args.dir), principal, days=args.days, replace=args.force)
+        print(f"{principal.role}: {issued} ({principal.uri})")
     return 0
 
 
@@ -359,15 +381,14 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
     report = verify(_audit_folder(args), AuditorKeys.load(args.keys, need_readers=False).signers)
     print(report.text())
-    return 0 if report.intact else 1
+    return EXIT_INPUT if report.wrong_keys else 0 if report.intact else EXIT_FAILED
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    from fr_gateway.audit.export import Selection, export, parse_time
+    from fr_gateway.audit.export import Selection, export
     from fr_gateway.audit.keys import AuditorKeys
 
-    selection = Selection(parse_time(args.start) if args.start else None, parse_time(args.end) if args.end else None,
-                          args.camera, args.nik, args.operation)
+    selection = Selection(args.start, args.end, args.camera, args.nik, args.operation)
     keys = AuditorKeys.load(args.keys)
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(Path(args.out).open("w", newline="")) if args.out else sys.stdout
@@ -375,39 +396,71 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     print(exported.report.text(), file=sys.stderr)
     print(f"exported {exported.written} records" + "".join(
         f"; {n} unreadable: {why}" for why, n in exported.unreadable.items()), file=sys.stderr)
-    return 0 if exported.report.intact and not exported.unreadable else 1
+    if exported.report.wrong_keys:
+        return EXIT_INPUT
+    return 0 if exported.report.intact and not exported.unreadable else EXIT_FAILED
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fr-gateway", description="Real-time face recognition gateway.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    common = argparse.ArgumentParser(add_help=False)
+class Parser(argparse.ArgumentParser):
+    """No prefix abbreviations: `--port 50060` is an unknown flag, not a silent `--port-file`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def _utc_time(text: str) -> datetime.datetime:
+    """argparse type for --from and --to, so a bad date is reported with its flag."""
+    from fr_gateway.audit.export import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or time (2026-11-30, 2026-11-30T08:00 or "
+                                         "2026-11-30T08:00+07:00; UTC when no zone is given)") from None
+
+
+def _option_parsers() -> dict[str, Parser]:
+    """Flags several commands share: settings, a client's mutual-TLS files, and where the gateway is."""
+    common = Parser(add_help=False)
     common.add_argument("--config", help="TOML settings file (also FRG_CONFIG)")
     common.add_argument("--model-dir", help="insightface pack directory (default: the offline buffalo_s pack)")
-    tls = argparse.ArgumentParser(add_help=False)
-    tls.add_argument("--cert", help="client certificate (PEM) for mutual TLS; without it, plaintext")
+    tls = Parser(add_help=False)
+    tls.add_argument("--cert", help="client certificate (PEM) for mutual TLS; with --key and --ca; without all "
+                                    "three, plaintext (a gateway started --insecure)")
     tls.add_argument("--key", help="the client certificate's private key")
-    tls.add_argument("--ca", help="the CA that signed the gateway's certificate")
-    client = argparse.ArgumentParser(add_help=False, parents=[tls])
+    tls.add_argument("--ca", help="the CA certificate that signed the gateway's and the client's certificates")
+    client = Parser(add_help=False, parents=[tls])
     client.add_argument("--target", default="127.0.0.1:50051",
-                        help="gateway HOST:PORT, or several replicas HOST:PORT,HOST:PORT (balanced round robin)")
-    sub = parser.add_subparsers(dest="command", required=True)
+                        help="gateway HOST:PORT, or several replicas HOST:PORT,HOST:PORT (balanced round robin; "
+                             "default %(default)s)")
+    return {"common": common, "tls": tls, "client": client}
 
-    serve = sub.add_parser("serve", parents=[common], help="run the gateway")
-    serve.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:50051)")
+
+def _add_serve(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
+    serve = sub.add_parser("serve", parents=[parents["common"]], help="run the gateway")
+    serve.add_argument("--listen", help="gRPC HOST:PORT (default 127.0.0.1:50051; the listen setting)")
+    serve.add_argument("--metrics-listen", metavar="HOST:PORT",
+                       help="Prometheus metrics address (default 127.0.0.1:9464; port 0 picks a free one; an empty "
+                            "value switches metrics off; the metrics_listen setting)")
     serve.add_argument("--gallery", help="gallery directory, created empty if missing (default index/default)")
     serve.add_argument("--certs", help="folder from `certs init` (server.pem, server.key, ca.pem); default: the "
                                        "tls_* settings")
     serve.add_argument("--insecure", action="store_true",
                        help="plaintext gRPC with no client authentication: loopback and demos only")
-    serve.add_argument("--port-file", type=Path, help="write the bound port here once serving")
+    serve.add_argument("--port-file", type=Path, help="write the bound port here once serving (for scripts)")
     serve.set_defaults(run=cmd_serve)
 
-    camera = sub.add_parser("camera", parents=[common, client], help="stream a camera source through a gateway")
+
+def _add_clients(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
+    """The commands that call a running gateway, and bulk enrolment."""
+    camera = sub.add_parser("camera", parents=[parents["common"], parents["client"]],
+                            help="stream a camera source through a gateway")
     camera.add_argument("--source", required=True, help="video file, image folder, RTSP URL or device number")
-    camera.add_argument("--camera-id", required=True)
+    camera.add_argument("--camera-id", required=True, help="this camera's id; with mutual TLS, the one its "
+                                                           "certificate names")
     camera.add_argument("--jsonl", help="also write every decision to this JSON Lines file")
-    camera.add_argument("--max-frames", type=int, default=0, help="stop after this many frames")
+    camera.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (default: all)")
     camera.add_argument("--show", action="store_true",
                         help="a window with each face boxed and named by its decision (needs a display)")
     camera.add_argument("--annotate", metavar="FILE.avi", help="write that view to a video file (works headless)")
@@ -415,8 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="send every face of every frame instead of the best few crops of each track")
     camera.set_defaults(run=cmd_camera)
 
-    enroll = sub.add_parser("enroll", parents=[common, tls], help="enrol a manifest (CSV or JSONL of nik,photo)")
-    enroll.add_argument("--manifest", required=True)
+    enroll = sub.add_parser("enroll", parents=[parents["common"], parents["tls"]],
+                            help="enrol a manifest (CSV or JSONL of nik,photo)")
+    enroll.add_argument("--manifest", required=True, help="CSV with a header naming nik and photo (other columns "
+                                                          "are attributes), or JSON Lines")
     where = enroll.add_mutually_exclusive_group()
     where.add_argument("--gallery", help="enrol offline into this gallery: a name under index/ or a directory")
     where.add_argument("--target", help="enrol through a running gateway's EnrollStream (HOST:PORT) instead")
@@ -424,40 +479,29 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--no-progress", action="store_true", help="no progress bar")
     enroll.set_defaults(run=cmd_enroll)
 
-    gallery = sub.add_parser("gallery", help="gallery maintenance").add_subparsers(dest="action", required=True)
-    remove = gallery.add_parser("remove", parents=[common], help="erase NIKs from the store (and so the index)")
-    remove.add_argument("--gallery")
-    remove.add_argument("nik", nargs="+")
-    remove.set_defaults(run=cmd_gallery_remove)
-    duplicates = gallery.add_parser("duplicates", parents=[common],
-                                    help="pairs of different NIKs whose templates match (one person, two NIKs?)")
-    duplicates.add_argument("--gallery")
-    duplicates.add_argument("--threshold", type=float, help="default: the identify threshold")
-    duplicates.set_defaults(run=cmd_gallery_duplicates)
-    sync = gallery.add_parser("sync", parents=[common],
-                              help="make the shared Milvus collection match the store (the source of truth)")
-    sync.add_argument("--gallery")
-    sync.add_argument("--check", action="store_true", help="report drift only; exit 1 when there is some")
-    sync.set_defaults(run=cmd_gallery_sync)
-
-    identify = sub.add_parser("identify", parents=[client], help="identify one photo against a running gateway")
-    identify.add_argument("--image", required=True)
+    identify = sub.add_parser("identify", parents=[parents["client"]],
+                              help="identify one photo against a running gateway")
+    identify.add_argument("--image", required=True, help="the photo (a loose photo, or see --aligned)")
     identify.add_argument("--aligned", action="store_true", help="the image is a 112x112 aligned crop")
-    identify.add_argument("--top-k", type=int, default=5)
-    identify.add_argument("--camera-id", default="cli")
+    identify.add_argument("--top-k", type=int, default=5, help="candidates to show (default %(default)s)")
+    identify.add_argument("--camera-id", help="camera id for the decision record (default: the camera a camera "
+                                              "certificate names, else cli)")
     identify.set_defaults(run=cmd_identify)
 
-    verify = sub.add_parser("verify", parents=[client], help="verify one photo against a NIK or a second photo")
-    verify.add_argument("--probe", required=True)
+    verify = sub.add_parser("verify", parents=[parents["client"]],
+                            help="verify one photo against a NIK or a second photo")
+    verify.add_argument("--probe", required=True, help="the photo to verify")
     reference = verify.add_mutually_exclusive_group(required=True)
-    reference.add_argument("--nik")
+    reference.add_argument("--nik", help="the enrolled NIK to compare with")
     reference.add_argument("--reference", help="second photo to compare with")
     verify.set_defaults(run=cmd_verify)
-    info = sub.add_parser("info", parents=[client], help="what a running gateway runs, and what its thresholds "
-                                                        "stand for")
+    info = sub.add_parser("info", parents=[parents["client"]],
+                          help="what a running gateway runs, and what its thresholds stand for")
     info.set_defaults(run=cmd_info)
 
-    evaluation = sub.add_parser("eval", parents=[common, tls],
+
+def _add_accuracy(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
+    evaluation = sub.add_parser("eval", parents=[parents["common"], parents["tls"]],
                                 help="measure accuracy over gRPC on labelled data: a report with DET/ROC plots")
     evaluation.add_argument("data", nargs="+", help="dataset folders (<folder>/<identity>/<image>); a pairs.csv "
                                                     "(img1,img2,same) in a folder is read with it")
@@ -485,16 +529,42 @@ def build_parser() -> argparse.ArgumentParser:
     verify_choice.add_argument("--verify-threshold", type=float, help="or keep this threshold, and state it")
     calibration.set_defaults(run=cmd_calibrate)
 
+
+def _add_gallery(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
+    gallery = sub.add_parser("gallery", help="gallery maintenance").add_subparsers(dest="action", required=True)
+    where = "gallery directory, or a name under index/ (default index/default)"
+    remove = gallery.add_parser("remove", parents=[parents["common"]],
+                                help="erase NIKs from the store (and so the index); each NIK is reported")
+    remove.add_argument("--gallery", help=where)
+    remove.add_argument("nik", nargs="+", help="16-digit NIKs to erase")
+    remove.set_defaults(run=cmd_gallery_remove)
+    duplicates = gallery.add_parser("duplicates", parents=[parents["common"]],
+                                    help="pairs of different NIKs whose templates match (one person, two NIKs?)")
+    duplicates.add_argument("--gallery", help=where)
+    duplicates.add_argument("--threshold", type=float, help="default: the identify threshold")
+    duplicates.set_defaults(run=cmd_gallery_duplicates)
+    sync = gallery.add_parser("sync", parents=[parents["common"]],
+                              help="make the shared Milvus collection match the store (the source of truth)")
+    sync.add_argument("--gallery", help=where)
+    sync.add_argument("--check", action="store_true",
+                      help=f"report drift only: exit {EXIT_FAILED} when there is some, {EXIT_UNREACHABLE} when "
+                           "Milvus cannot be reached")
+    sync.set_defaults(run=cmd_gallery_sync)
+
     keys = sub.add_parser("keys", help="data keys of a gallery").add_subparsers(dest="action", required=True)
-    rotate = keys.add_parser("rotate", parents=[common], help="new active key; re-encrypt every template with it")
-    rotate.add_argument("--gallery", help="gallery directory (default index/default)")
+    rotate = keys.add_parser("rotate", parents=[parents["common"]],
+                             help="new active key; re-encrypt every template with it")
+    rotate.add_argument("--gallery", help=where)
     rotate.add_argument("--retire", action="store_true", help="then drop old keys no template uses")
     rotate.set_defaults(run=cmd_keys_rotate)
 
+
+def _add_certs(sub: argparse._SubParsersAction) -> None:
     certs = sub.add_parser("certs", help="private CA and certificates for mutual TLS") \
         .add_subparsers(dest="action", required=True)
     init = certs.add_parser("init", help="create a CA, the server's certificate and any client certificates")
-    init.add_argument("--dir", default="certs")
+    init.add_argument("--dir", default="certs", help="folder to create (default %(default)s; it holds the CA's "
+                                                     "key: keep it off the gateway's disk)")
     init.add_argument("--host", action="append", default=None, help="server name or IP (repeat; default "
                                                                      "localhost and 127.0.0.1)")
     init.add_argument("--client", action="append", default=[], metavar="ROLE:ID",
@@ -502,11 +572,15 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--days", type=int, default=365, help="validity of the certificates (the CA: ten times)")
     init.set_defaults(run=cmd_certs_init)
     issue = certs.add_parser("issue", help="client certificates signed by an existing CA")
-    issue.add_argument("--dir", default="certs")
-    issue.add_argument("--client", action="append", required=True, metavar="ROLE:ID")
-    issue.add_argument("--days", type=int, default=365)
+    issue.add_argument("--dir", default="certs", help="the CA's folder, where the certificates are written too")
+    issue.add_argument("--client", action="append", required=True, metavar="ROLE:ID",
+                       help=f"a client certificate, e.g. verifier:V-1 (repeat); roles: {', '.join(ROLES)}")
+    issue.add_argument("--days", type=int, default=365, help="validity (default %(default)s days)")
+    issue.add_argument("--force", action="store_true", help="replace a certificate and key that already exist")
     issue.set_defaults(run=cmd_certs_issue)
 
+
+def _add_audit(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
     audit = sub.add_parser("audit", help="the audit log: keys, verification, export") \
         .add_subparsers(dest="action", required=True)
     audit_keys = audit.add_parser("keys", help="audit keys").add_subparsers(dest="action", required=True)
@@ -518,39 +592,74 @@ def build_parser() -> argparse.ArgumentParser:
         keys_command.add_argument("--signer", action="store_true", help="only the signing key")
         keys_command.add_argument("--reader", action="store_true", help="only the reading key")
         keys_command.set_defaults(run=cmd_audit_keys)
-    for name, run, text in (("verify", cmd_audit_verify, "check the chain, signatures and head; exit 1 if damaged"),
-                            ("export", cmd_audit_export, "decrypt and select records, with their integrity")):
-        command = audit.add_parser(name, parents=[common], help=text)
+    for name, run, text in (
+            ("verify", cmd_audit_verify, f"check the chain, signatures and head; exit {EXIT_FAILED} if damaged, "
+                                         f"{EXIT_INPUT} for keys that signed none of it or no log at --dir"),
+            ("export", cmd_audit_export, "decrypt and select records, with their integrity")):
+        command = audit.add_parser(name, parents=[parents["common"]], help=text)
         command.add_argument("--dir", help="the audit log folder (default: the audit_dir setting)")
         command.add_argument("--keys", required=True, help="the auditor's key folder")
         command.set_defaults(run=run)
     export = audit.choices["export"]
-    export.add_argument("--from", dest="start", help="UTC date or time, inclusive")
-    export.add_argument("--to", dest="end", help="UTC date or time, exclusive")
-    export.add_argument("--camera")
-    export.add_argument("--nik")
-    export.add_argument("--operation", help="Identify, Verify, Enroll, Remove, or a refused one")
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--from", dest="start", type=_utc_time, help="UTC date or time, inclusive")
+    export.add_argument("--to", dest="end", type=_utc_time, help="UTC date or time, exclusive")
+    export.add_argument("--camera", help="only this camera's records")
+    export.add_argument("--nik", help="only records naming this NIK (asked for, or a candidate)")
+    export.add_argument("--operation", help="only this operation: Identify, Verify, Enroll, Remove, any other RPC "
+                                            "name, or 'TLS handshake'")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default %(default)s")
     export.add_argument("--out", help="file to write (default: standard output)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="fr-gateway", description="Real-time face recognition gateway.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parents = _option_parsers()
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub, parents)
+    _add_clients(sub, parents)
+    _add_accuracy(sub, parents)
+    _add_gallery(sub, parents)
+    _add_certs(sub)
+    _add_audit(sub, parents)
     return parser
+
+
+def _rpc_failure(exc: grpc.RpcError, args: argparse.Namespace) -> str:
+    """What a failed call means for the person who made it; an unreachable gateway names what to check."""
+    if exc.code() != grpc.StatusCode.UNAVAILABLE or not getattr(args, "target", None):
+        return f"gateway answered {exc.code().name}: {exc.details()}"
+    checks = "that a gateway runs there"
+    if getattr(args, "cert", None):
+        checks += (", that its certificate names the host you connect to and comes from the CA in --ca, and that "
+                   "your certificate is its CA's, valid and of a role that may call this")
+    return f"no answer from a gateway at {args.target} ({exc.details()}): check {checks}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)  # libraries speak only to warn
     try:
         return args.run(args)
     except GalleryModelMismatch as exc:
         log.error("refusing to serve: %s", exc)
-        return 3
+        return EXIT_MODEL
+    except CannotListen as exc:
+        log.error("%s", exc)
+        return EXIT_LISTEN
+    except SearchUnavailable as exc:
+        log.error("%s", exc)
+        return EXIT_UNREACHABLE
     except (FileNotFoundError, ValueError, OSError, KeyRingError, AuditKeyError, AuditUnavailable,
             CertificateError) as exc:
         log.error("%s", exc)
-        return 2
+        return EXIT_INPUT
     except grpc.RpcError as exc:
-        log.error("gateway answered %s: %s", exc.code().name, exc.details())
-        return 1
+        log.error("%s", _rpc_failure(exc, args))
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -20,10 +20,12 @@ from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc
 from fr_gateway.faces.crops import CropKind
 from fr_gateway.gallery.manifest import REJECT_PREFIX, ManifestRow, count_rows, read_manifest
 from fr_gateway.service import EnrollRecord, EnrollResult, FaceInput, GatewayService
+from fr_gateway.transport import RequestSource
 
 log = logging.getLogger(__name__)
 
 PHOTO_NOT_FOUND = "PHOTO_NOT_FOUND"
+MANIFEST_ROW_INVALID = "MANIFEST_ROW_INVALID"
 
 
 @dataclasses.dataclass
@@ -70,6 +72,7 @@ class EnrolmentRun:
 
     def __init__(self, manifest: Path, rejects_path: Path, progress: bool) -> None:
         self.manifest = manifest
+        self._rows = read_manifest(manifest)  # a file that is no manifest fails here, before anything is sent
         self.summary = RunSummary()
         self._rejects = RejectsWriter(rejects_path)
         self._bar = tqdm(total=count_rows(manifest), unit="photo", desc="enrolling", disable=not progress,
@@ -84,8 +87,10 @@ class EnrolmentRun:
             self._bar.update(1)
 
     def _readable(self) -> Iterator[ManifestRow]:
-        for row in read_manifest(self.manifest):
-            if row.photo.is_file():
+        for row in self._rows:
+            if row.problem:
+                self._reject(row, MANIFEST_ROW_INVALID, row.problem)
+            elif row.photo.is_file():
                 yield row
             else:
                 self._reject(row, PHOTO_NOT_FOUND, f"photo {row.photo} not found")
@@ -128,7 +133,13 @@ class EnrolmentRun:
                 yield gallery_pb2.EnrollRequest(nik=row.nik, face=face_pb2.Face(image=row.photo.read_bytes()),
                                                 attributes=row.attributes)
 
-        answer = gallery_pb2_grpc.GalleryStub(channel).EnrollStream(requests())
+        source = RequestSource(requests())
+        try:
+            answer = gallery_pb2_grpc.GalleryStub(channel).EnrollStream(iter(source))
+        except grpc.RpcError:
+            source.check()  # a manifest or photo the client could not read, not the gateway's failure
+            raise
+        source.check()
         counts = self.summary.counts
         counts.update(enrolled=answer.enrolled - answer.replaced, replaced=answer.replaced, unchanged=answer.unchanged)
         for reject in answer.rejects:

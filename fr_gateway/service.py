@@ -223,6 +223,14 @@ class GatewayService:
         return self.engine.layout._replace(batch=self._batching.batch_size)
 
     @property
+    def search_backend(self) -> str:
+        """Which index answers searches, in words for the start-up log."""
+        if self._milvus is not None:
+            return f"Milvus collection {self._milvus.collection} at {self._milvus.uri}"
+        kind = f"{self._index.kind} " if self.ready else ""
+        return f"FAISS {kind}index in process"
+
+    @property
     def gallery_size(self) -> int:
         return len(self._index) if self.ready else 0
 

@@ -2,7 +2,7 @@
 
 1. creates a private CA with the server's and the camera's certificates (`fr-gateway certs init`) and the
    audit keys, the gateway's half and the auditor's (`fr-gateway audit keys init`);
-2. enrols one photo per person from ../shared/data/faces under generated valid NIKs (`fr-gateway enroll`);
+2. enrols one photo per person from the sample faces (data/faces) under generated valid NIKs (`fr-gateway enroll`);
 3. writes a camera video of people walking past: other photos of enrolled people and of people who are not
    enrolled, each over several frames, which the camera tracks so each person costs a few crops;
 4. starts the gateway (`fr-gateway serve`, mutual TLS) on a free loopback port, streams the video through it
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -28,12 +27,13 @@ import cv2
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fr_gateway.evaluation.dataset import sample_faces
 from fr_gateway.gallery.nik import synthetic_nik
 from fr_gateway.security.certs import Principal, TlsFiles
 from fr_gateway.transport import open_channel
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("FRG_TEST_DATA", ROOT.parent / "shared" / "data" / "faces"))  # as the tests read it
+DATA = sample_faces()
 OUT = ROOT / "demo-out"
 FRAME_SIZE = (640, 480)
 FPS = 8.0
@@ -168,8 +168,8 @@ def audit_report() -> int:
 
 def main() -> int:
     if not DATA.is_dir():
-        print(f"labelled faces not found at {DATA}: keep the shared data beside the clone (../shared/data/faces) "
-              "or set FRG_TEST_DATA", file=sys.stderr)
+        print(f"labelled faces not found at {DATA}: they ship in the checkout (data/faces); FRG_TEST_DATA, "
+              "when set, must name a folder laid out the same way", file=sys.stderr)
         return 2
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()

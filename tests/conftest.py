@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +17,13 @@ import pytest
 
 from fr_gateway.config import Settings, load_settings
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2_grpc
+from fr_gateway.evaluation.dataset import sample_faces
 from fr_gateway.faces.engine import FaceEngine, load_engine
 from fr_gateway.gallery.nik import synthetic_nik
 from fr_gateway.server.app import Gateway
 from fr_gateway.server.process import GatewayProcess
 
-DATA = Path(os.environ.get("FRG_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"))
+DATA = sample_faces()
 
 # The gallery used by the recognition tests: these people are enrolled with their first photo ...
 ENROLLED = (
@@ -55,6 +59,51 @@ def png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """Every process of the machine: pid -> (parent pid, state, command line)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # it ended while we looked
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        found[int(entry.name)] = (int(parent), state, command)
+    return found
+
+
+def leftover_processes(scratch: Path) -> dict[int, str]:
+    """Live processes the test run started and did not stop: descendants of this one, and orphans whose command
+    line names the run's scratch folder (a milvus-lite or gateway whose parent has gone)."""
+    processes = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    descendants, waiting = set(), [os.getpid()]
+    while waiting:
+        for child in children.get(waiting.pop(), []):
+            descendants.add(child)
+            waiting.append(child)
+    return {pid: command for pid, (_, state, command) in processes.items()
+            if state != "Z" and (pid in descendants or str(scratch) in command)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fails the run when a gateway, milvus-lite or any other process a test started outlives the tests, and
+    stops it, so a failing test never leaves a server holding memory and ports."""
+    yield
+    left = leftover_processes(tmp_path_factory.getbasetemp())
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, "processes left running by the tests (now killed):\n" + "\n".join(
+        f"  {pid}: {command[:200]}" for pid, command in left.items())
+
+
 @pytest.fixture(scope="session")
 def engine() -> FaceEngine:
     assert DATA.is_dir(), f"test faces not found at {DATA} (set FRG_TEST_DATA)"
@@ -83,6 +132,12 @@ class Client:
     @property
     def settings(self) -> Settings:
         return self.gateway.settings
+
+
+def fr_gateway(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The `fr-gateway` command as an operator runs it, in its own process; its output captured."""
+    return subprocess.run([sys.executable, "-m", "fr_gateway.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
 def launch(folder: Path, *args: str, **settings: object) -> GatewayProcess:

@@ -5,22 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import cv2
 import onnx
 import pytest
-from conftest import ENROLLED, NOT_ENROLLED, launch, nik_for, photos, start_gateway, stop
+from conftest import ENROLLED, NOT_ENROLLED, fr_gateway, launch, nik_for, photos, start_gateway, stop
 
 from fr_gateway.faces.models import locate_pack
-
-
-def fr_gateway(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fr_gateway.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")

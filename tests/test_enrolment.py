@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import csv
 import struct
-import subprocess
-import sys
 
 import pytest
-from conftest import nik_for, photos
+from conftest import fr_gateway, nik_for, photos
 
 from fr_gateway.config import load_settings
 from fr_gateway.enrolment import run_enrolment
@@ -122,10 +120,6 @@ def test_saved_index_is_used_when_current_and_rebuilt_otherwise(engine, open_ser
     assert "does not open" in caplog.text and tampered.gallery_size == 4
 
 
-def fr_gateway(*args):
-    return subprocess.run([sys.executable, "-m", "fr_gateway.cli", *args], capture_output=True, text=True, timeout=120)
-
-
 def test_gallery_duplicates_and_remove_commands(tmp_path):
     gallery = tmp_path / "gallery"
     rows = [(nik_for(n), photos("orl", person)[0], "64") for n, person in enumerate(PEOPLE[:4])]
@@ -141,4 +135,11 @@ def test_gallery_duplicates_and_remove_commands(tmp_path):
     removed = fr_gateway("gallery", "remove", "--gallery", str(gallery), nik_for(9), nik_for(8))
     assert removed.returncode == 0, removed.stderr
     assert f"{nik_for(9)}: erased" in removed.stdout and f"{nik_for(8)}: not enrolled" in removed.stdout
+    # one malformed NIK among good ones: each is handled and reported on its own
+    mixed = fr_gateway("gallery", "remove", "--gallery", str(gallery), nik_for(3), "12345", nik_for(2))
+    assert mixed.returncode == 2, mixed.stderr
+    assert mixed.stdout.splitlines() == [f"{nik_for(3)}: erased",
+                                         "12345: not erased: NIK must be 16 digits, got 5 characters",
+                                         f"{nik_for(2)}: erased"]
+    assert "Traceback" not in mixed.stderr
     assert "0 pairs" in fr_gateway("gallery", "duplicates", "--gallery", str(gallery)).stderr

@@ -7,23 +7,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
 import pytest
-from conftest import DATA, launch, stop
+from conftest import DATA, fr_gateway, launch, stop
 
 from fr_gateway.config import load_settings
 from fr_gateway.contract import recognition_pb2, recognition_pb2_grpc
 
 PEOPLE, IMAGES = 6, 3
-
-
-def fr_gateway(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fr_gateway.cli", *args], capture_output=True, text=True,
-                          timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +32,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "s1" / "zz-broken.png").write_bytes(b"not an image")
     (root / "pairs.csv").write_text("img1,img2,same\ns1/1.png,s1/2.png,1\ns2/1.png,s3/1.png,0\n"
                                     "s4/1.png,s4/2.png,1\ns1/zz-broken.png,s2/1.png,0\n")
-    result = fr_gateway("eval", str(root), "--out", str(folder / "report"))
+    result = fr_gateway("eval", str(root), "--out", str(folder / "report"), timeout=600)
     assert result.returncode == 0, result.stderr
     return folder / "report"
 

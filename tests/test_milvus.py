@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import grpc
 import numpy as np
 import pytest
-from conftest import ENROLLED, launch, loose, nik_for, photos, stop
+from conftest import ENROLLED, fr_gateway, launch, loose, nik_for, photos, stop
 
 from fr_gateway.config import environment
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
@@ -111,9 +109,8 @@ def test_two_replicas_share_one_collection_and_a_balanced_client_survives_one_st
             stop(first)
             answers = [identify(request, timeout=60, wait_for_ready=True) for _ in range(4)]
         assert all(answer.candidates[0].nik == nik_for(0) for answer in answers)
-    check = subprocess.run([sys.executable, "-m", "fr_gateway.cli", "gallery", "sync", "--check", "--gallery",
-                            str(tmp_path / "index" / "gallery")], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, **environment(settings)})
+    check = fr_gateway("gallery", "sync", "--check", "--gallery", str(tmp_path / "index" / "gallery"),
+                       env={**os.environ, **environment(settings)})
     assert check.returncode == 0 and "store's 1 templates: 0 missing, 0 stale, 0 not in the store: in step" \
         in check.stdout, check.stderr
 
@@ -149,3 +146,11 @@ def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
             log = stop(gateway)
     assert "WARNING fr_gateway.batching: search batch of 1 failed: Milvus at" in log
     assert "ERROR fr_gateway" not in log, log
+    outage = log[log.index("search batch of"):]
+    # one line for each failed batch (the unary call and the stream's crops), no pymilvus tracebacks
+    assert "Traceback" not in log and len(outage.splitlines()) <= 8, outage
+    check = fr_gateway("gallery", "sync", "--check", "--gallery", str(tmp_path / "index" / "gallery"),
+                       env={**os.environ, **environment({"search_backend": "milvus", "milvus_uri": uri})})
+    assert check.returncode == 5, check.stderr
+    assert f"Milvus at {uri} did not answer opening collection" in check.stderr
+    assert len(check.stderr.strip().splitlines()) == 1, check.stderr

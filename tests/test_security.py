@@ -7,13 +7,12 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from conftest import ENROLLED, launch, loose, nik_for, photos, stop
+from conftest import ENROLLED, fr_gateway, launch, loose, nik_for, photos, stop
 
 from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.security.certs import Authority, Principal, TlsFiles
@@ -21,11 +20,6 @@ from fr_gateway.transport import open_channel
 
 CAMERA = Principal("camera", "CAM-017")
 CLIENTS = (CAMERA, Principal("verifier", "V-1"), Principal("integrator", "DUKCAPIL-1"), Principal("auditor", "AU-1"))
-
-
-def fr_gateway(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fr_gateway.cli", *args], capture_output=True, text=True,
-                          timeout=120)
 
 
 class Site:
@@ -83,12 +77,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                                             not_before=datetime.datetime.now(datetime.UTC) - datetime.timedelta(3))
     Authority.create().issue_client(site.folder / "foreign", CAMERA)
     gateway = launch(site.folder, "--certs", str(site.certs), "--gallery", str(site.folder / "g"))
-    site.target = gateway.target
-    with site.channel(Principal("integrator", "DUKCAPIL-1")) as channel:
-        gallery_pb2_grpc.GalleryStub(channel).Enroll(
-            gallery_pb2.EnrollRequest(nik=nik_for(0), face=loose(photos(*ENROLLED[0])[0])), timeout=60)
-    yield site
-    site.log = stop(gateway)
+    try:
+        site.target = gateway.target
+        with site.channel(Principal("integrator", "DUKCAPIL-1")) as channel:
+            gallery_pb2_grpc.GalleryStub(channel).Enroll(
+                gallery_pb2.EnrollRequest(nik=nik_for(0), face=loose(photos(*ENROLLED[0])[0])), timeout=60)
+        yield site
+    finally:
+        site.log = stop(gateway)
 
 
 def test_a_camera_with_its_certificate_is_served(site):
@@ -165,3 +161,66 @@ def test_the_auditor_verifies_and_exports_every_decision_and_refusal(site):
     assert "unable to get local issuer certificate" in handshakes
     only_spoof = site.export("--camera", "CAM-999", "--operation", "identify")[1:]
     assert only_spoof and all(r["camera_id"] == "CAM-999" for r in only_spoof)
+
+
+def tls_flags(site: Site, principal: Principal, certs: Path | None = None) -> list[str]:
+    stem = (certs or site.certs) / f"{principal.role}-{principal.identity}"
+    return ["--cert", f"{stem}.pem", "--key", f"{stem}.key", "--ca", str(site.certs / "ca.pem")]
+
+
+def test_the_cli_speaks_for_the_camera_its_certificate_names_and_checks_its_files_before_calling(site):
+    image = str(photos(*ENROLLED[0])[1])
+    found = fr_gateway("identify", "--target", site.target, "--image", image, *tls_flags(site, CAMERA))
+    assert found.returncode == 0 and found.stdout.startswith("MATCH"), found.stderr
+    assert f"1. NIK {nik_for(0)}" in found.stdout
+    verifier = fr_gateway("verify", "--target", site.target, "--probe", image, "--nik", nik_for(0),
+                          *tls_flags(site, Principal("verifier", "V-1")))
+    assert verifier.returncode == 0 and verifier.stdout.startswith("MATCH"), verifier.stderr
+
+    foreign = fr_gateway("identify", "--target", site.target, "--image", image,
+                         *tls_flags(site, CAMERA, site.folder / "foreign"))
+    assert foreign.returncode == 2 and "was not issued by the CA in --ca" in foreign.stderr
+    expired = fr_gateway("identify", "--target", site.target, "--image", image,
+                         *tls_flags(site, CAMERA, site.folder / "expired"))
+    assert expired.returncode == 2 and "not now: the gateway would refuse it" in expired.stderr
+    without_key = [flag for flag in tls_flags(site, CAMERA) if not flag.endswith(".key") and flag != "--key"]
+    no_key = fr_gateway("identify", "--target", site.target, "--image", image, *without_key)
+    assert no_key.returncode == 2 and "--cert, --key and --ca together: --key missing" in no_key.stderr
+    missing = fr_gateway("identify", "--target", site.target, "--image", image,
+                         *tls_flags(site, Principal("camera", "NOBODY")))
+    assert missing.returncode == 2 and "camera-NOBODY.pem does not exist" in missing.stderr
+    for result in (foreign, expired, no_key, missing):
+        assert "Traceback" not in result.stderr and "Socket closed" not in result.stderr
+    mismatched = [*tls_flags(site, CAMERA)[:2], "--key", str(site.certs / "verifier-V-1.key"),
+                  "--ca", str(site.certs / "ca.pem")]
+    wrong_key = fr_gateway("identify", "--target", site.target, "--image", image, *mismatched)
+    assert wrong_key.returncode == 2 and "is not this certificate's key" in wrong_key.stderr
+
+
+def test_the_auditor_is_told_wrong_keys_and_a_missing_folder_apart_from_tampering(site, tmp_path):
+    other = tmp_path / "other-auditor"
+    assert fr_gateway("audit", "keys", "init", "--gateway", str(tmp_path / "other-gateway"),
+                      "--auditor", str(other)).returncode == 0
+    wrong = fr_gateway("audit", "verify", "--dir", str(site.audit_dir), "--keys", str(other))
+    assert wrong.returncode == 2 and wrong.stdout.startswith("NOT VERIFIED: none of the log's signatures")
+    assert "DAMAGED" not in wrong.stdout
+    nowhere = fr_gateway("audit", "verify", "--dir", str(tmp_path / "no-such-log"), "--keys", str(site.auditor_keys))
+    assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr and "DAMAGED" not in nowhere.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    hollow = fr_gateway("audit", "verify", "--dir", str(empty), "--keys", str(site.auditor_keys))
+    assert hollow.returncode == 2 and "holds no audit log" in hollow.stderr
+
+
+def test_an_export_that_could_select_nothing_is_refused_with_the_flag_named(site):
+    def export(*args: str) -> subprocess.CompletedProcess:
+        return fr_gateway("audit", "export", "--dir", str(site.audit_dir), "--keys", str(site.auditor_keys), *args)
+
+    unknown = export("--operation", "Frobnicate")
+    assert unknown.returncode == 2 and "--operation 'Frobnicate'" in unknown.stderr and "Identify" in unknown.stderr
+    backwards = export("--from", "2026-12-01", "--to", "2026-11-01")
+    assert backwards.returncode == 2 and "--from must come before --to" in backwards.stderr
+    local_format = export("--from", "30/11/2026")
+    assert local_format.returncode == 2 and "argument --from: '30/11/2026' is not an ISO date" in local_format.stderr
+    for result in (unknown, backwards, local_format):
+        assert "Traceback" not in result.stderr and not result.stdout

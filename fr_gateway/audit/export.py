@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidTag
 
 from fr_gateway.audit import chain
 from fr_gateway.audit.keys import AuditorKeys
+from fr_gateway.audit.trail import OPERATIONS
 from fr_gateway.audit.verify import Report, verify
 
 CSV_COLUMNS = ("seq", "integrity", "log_intact", "time", "operation", "decision", "status", "reason", "caller",
@@ -35,6 +36,14 @@ class Selection:
     camera: str | None = None
     nik: str | None = None
     operation: str | None = None
+
+    def __post_init__(self) -> None:
+        """A selection that can match nothing is a mistake to report, not an empty export."""
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError(f"the range from {self.start:%Y-%m-%d %H:%M:%S} to {self.end:%Y-%m-%d %H:%M:%S} UTC is "
+                             "empty: --from must come before --to")
+        if self.operation and self.operation.lower() not in {name.lower() for name in OPERATIONS}:
+            raise ValueError(f"--operation {self.operation!r}: records name one of {', '.join(OPERATIONS)}")
 
     def wants(self, event: dict) -> bool:
         moment = parse_time(event["time"])

@@ -12,9 +12,17 @@ from collections.abc import Callable, Iterable
 from fr_gateway.audit.keys import SIGNING_KEY, WriterKeys, issue
 from fr_gateway.audit.log import AuditLog, Fsync, utc_now
 from fr_gateway.config import Settings, audit_dir_for, audit_keys_for
+from fr_gateway.contract import gallery_pb2, recognition_pb2
 from fr_gateway.metrics import REQUESTS, timed
 
 log = logging.getLogger(__name__)
+
+TLS_HANDSHAKE = "TLS handshake"
+# What a record's operation names: the RPC it answers or refuses (the contract's, health's and reflection's), or a
+# client refused in the TLS handshake, before any RPC
+OPERATIONS = (*(method.name for module, service in ((recognition_pb2, "Recognition"), (gallery_pb2, "Gallery"))
+                for method in module.DESCRIPTOR.services_by_name[service].methods),
+              "Check", "Watch", "ServerReflectionInfo", TLS_HANDSHAKE)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,10 +35,18 @@ class Report:
     last_seq: int = 0
     signed_through: int = 0  # the last record covered by a valid checkpoint
     damaged: set[str] = dataclasses.field(default_factory=set)  # places named by problems
+    trusted_signatures: int = 0  # signatures by a key the auditor holds, valid or not
+    foreign_signers: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def intact(self) -> bool:
         return not self.problems
+
+    @property
+    def wrong_keys(self) -> bool:
+        """Not one entry is signed by a key the auditor holds: the keys of another gateway's log, most likely
+        (or a log re-signed whole, which these keys cannot tell apart): nothing was verified."""
+        return not self.trusted_signatures and bool(self.foreign_signers)
 
     def problem(self, place: str, message: str) -> None:
         self.problems.append(Finding(place, message))
@@ -50,6 +58,10 @@ class Report:
                 "problems": [str(f) for f in self.problems], "notes": [str(f) for f in self.notes]}
 
     def text(self) -> str:
+        if self.wrong_keys:
+            return (f"NOT VERIFIED: none of the log's signatures in {self.folder} is by a key in the auditor's "
+                    f"folder (the log is signed by {', '.join(sorted(self.foreign_signers))}): these are another "
+                    "gateway's keys, or the whole log was signed again by someone else; check with the right keys")
         verdict = "INTACT" if self.intact else f"DAMAGED ({len(self.problems)} problems)"
         lines = [f"{verdict}: {self.records} records in {self.segments} segments, {self.checkpoints} signed "
                  f"checkpoints; records 1-{self.signed_through} are covered by a signature"]
@@ -74,9 +86,11 @@ class _Walk:
     def signature_ok(self, entry: dict, place: str) -> bool:
         key = self.signers.get(entry.get("signer", ""))
         if key is None:
+            self.report.foreign_signers.add(str(entry.get("signer")))
             self.report.problem(place, f"signed by {entry.get('signer')!r}, which is not a trusted signer: "
                                        "not written by this gateway")
             return False
+        self.report.trusted_signatures += 1
         if not chain.signature_valid(entry, key):
             self.report.problem(place, "signature does not verify: the entry was altered")
             return False
@@ -213,10 +227,15 @@ class _Walk:
 def verify(folder: str | Path, signers: dict[str, Ed25519PublicKey], visit: RecordVisitor | None = None) -> Report:
     """Walk every segment in order; `visit` sees each record (the export decrypts there) as it is checked."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"audit log folder {folder} does not exist (--dir, or the audit_dir setting)")
     walk = _Walk(folder, signers, visit)
-    found = chain.segments(folder) if folder.is_dir() else []
+    found = chain.segments(folder)
+    if not found and not (folder / chain.HEAD).exists():
+        raise FileNotFoundError(f"{folder} holds no audit log: no segments and no {chain.HEAD} (--dir, or the "
+                                "audit_dir setting)")
     if not found:
-        walk.report.problem(str(folder), "no audit segments here")
+        walk.report.problem(str(folder), f"{chain.HEAD} is here but no audit segments: they were removed")
         return walk.report
     previous = None
     for number, path in found:

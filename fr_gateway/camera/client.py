@@ -18,6 +18,7 @@ from fr_gateway.camera.tracking import FaceTracker, TrackedFace
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.faces.detector import FaceDetector, align
 from fr_gateway.faces.images import encode_jpeg
+from fr_gateway.transport import RequestSource
 
 log = logging.getLogger(__name__)
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -163,12 +164,15 @@ class CameraClient:
         frames = iter(frames)
         backoff, down_since = 0.5, None
         while True:
+            requests = RequestSource(self._requests(frames))
             try:
-                for response in self._stub.IdentifyStream(self._requests(frames)):
+                for response in self._stub.IdentifyStream(iter(requests)):
                     backoff, down_since = 0.5, None
                     self._report(response, on_decision)
+                requests.check()
                 break
             except grpc.RpcError as error:
+                requests.check()  # the camera's own failure (its source, its detector), not the gateway's
                 if error.code() not in RETRYABLE:
                     raise
                 down_since = down_since or time.monotonic()

@@ -9,6 +9,13 @@ import os
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
+DATA_ENV = "FRG_TEST_DATA"
+
+
+def sample_faces() -> Path:
+    """The labelled photos the tests, the demo and the benchmarks use: FRG_TEST_DATA when set, else the copy
+    that ships in the checkout (data/faces), so a clone with nothing beside it runs."""
+    return Path(os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2] / "data" / "faces")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,12 +8,13 @@ NIK's province code (its first two digits), so a checkpoint can search its regio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -27,6 +28,9 @@ except ImportError:  # without the milvus extra, connect() says what to install 
         message = ""
 
 log = logging.getLogger(__name__)
+# pymilvus logs every failed call and retry with a traceback (twenty for one search during an outage); the index
+# turns a failure into one SearchUnavailable, which the caller reports once
+logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 # Index types a Milvus cluster builds, with build and search parameters; milvus-lite accepts any name, even
 # one it cannot build, so anything else is refused here.
@@ -72,6 +76,15 @@ class Drift:
         return f"{self.missing} missing, {self.stale} stale, {self.extra} not in the store"
 
 
+@contextlib.contextmanager
+def _answered(uri: str, doing: str) -> Iterator[None]:
+    """A Milvus failure as SearchUnavailable, in one line naming the server and what it was asked."""
+    try:
+        yield
+    except MilvusException as exc:
+        raise SearchUnavailable(f"Milvus at {uri} did not answer {doing}: {exc.message}") from exc
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -94,14 +107,20 @@ class MilvusIndex:
         """Open the collection, creating it with its index when missing; a collection made for another model
         is refused, as a gallery is."""
         try:
-            from pymilvus import DataType, MilvusClient
+            from pymilvus import MilvusClient
         except ImportError as exc:
             raise ValueError("search_backend milvus needs the milvus extra: pip install 'fr-gateway[milvus]'") from exc
         if spec.index_type not in INDEX_TYPES:
             raise ValueError(f"milvus_index_type {spec.index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
         if spec.metric not in METRICS:
             raise ValueError(f"milvus_metric {spec.metric!r}: choose one of {', '.join(METRICS)}")
-        client = MilvusClient(uri=spec.uri, token=spec.token, timeout=30)
+        with _answered(spec.uri, f"opening collection {spec.collection!r}"):
+            return cls._open(MilvusClient(uri=spec.uri, token=spec.token, timeout=30), spec, dim, model_fingerprint)
+
+    @classmethod
+    def _open(cls, client, spec: MilvusSpec, dim: int, model_fingerprint: str) -> MilvusIndex:
+        from pymilvus import DataType, MilvusClient
+
         if client.has_collection(spec.collection):
             made_for = client.describe_collection(spec.collection).get("properties", {}).get(MODEL_PROPERTY)
             if made_for != model_fingerprint:
@@ -139,12 +158,10 @@ class MilvusIndex:
 
     def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Best first, for each template."""
-        try:
+        with _answered(self._spec.uri, "a search"):
             found = self._client.search(
                 self._spec.collection, data=np.asarray(templates, dtype=np.float32).tolist(), limit=top_k,
                 anns_field="template", output_fields=[], search_params=self._search_params)
-        except MilvusException as exc:
-            raise SearchUnavailable(f"Milvus at {self._spec.uri} did not answer: {exc.message}") from exc
         return [[Candidate(hit["nik"], float(hit["distance"])) for hit in hits] for hits in found]
 
     def _count_again(self) -> None:
@@ -178,7 +195,8 @@ class MilvusIndex:
              repair: bool = True) -> Drift:
         """Compare with the store (NIK -> enrolment time, ms) and, when asked, make the collection match it:
         write what is missing or stale from the store's templates, delete what the store does not hold."""
-        held = self.enrolled_at()
+        with _answered(self._spec.uri, "listing its collection"):
+            held = self.enrolled_at()
         if repair and held and not store_enrolled_at:
             raise ValueError(f"the store is empty and the collection holds {len(held)} templates: this is not the "
                              "store of record, and a sync from it would erase the gallery; run it where the "

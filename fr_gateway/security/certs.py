@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -150,15 +151,21 @@ class Authority:
         return self._save_leaf(folder, "server", *self.issue("fr-gateway server", sans, server=True, days=days))
 
     def issue_client(self, folder: Path, principal: Principal, days: int = 365,
-                     not_before: datetime.datetime | None = None) -> Path:
+                     not_before: datetime.datetime | None = None, replace: bool = False) -> Path:
+        """A client certificate; an existing one of the same principal is replaced only when asked, since its key
+        may be the only copy a camera holds."""
         _check(principal)
+        stem = f"{principal.role}-{principal.identity}"
+        if not replace and (folder / f"{stem}.key").exists():
+            raise CertificateError(f"{folder / stem}.key already exists: --force replaces it (the old certificate "
+                                   "stays valid until it expires)")
         leaf = self.issue(str(principal), [x509.UniformResourceIdentifier(principal.uri)], server=False, days=days,
                           not_before=not_before)
-        return self._save_leaf(folder, f"{principal.role}-{principal.identity}", *leaf)
+        return self._save_leaf(folder, stem, *leaf)
 
     def _save_leaf(self, folder: Path, stem: str, certificate: x509.Certificate,
                    key: ec.EllipticCurvePrivateKey) -> Path:
-        """Write STEM.pem (the certificate, then the CA's) and STEM.key (0600); return the .pem path."""
+        """Write STEM.pem (the certificate) and STEM.key (0600); return the .pem path."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         pem = folder / f"{stem}.pem"
         pem.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
@@ -182,6 +189,44 @@ class TlsFiles:
                 raise CertificateError(f"TLS {what} file {path} does not exist: create one with `fr-gateway certs "
                                        "init`, or run a plaintext gateway on loopback with --insecure")
         return cls(*(path.read_bytes() for path in paths.values()))
+
+    @classmethod
+    def from_flags(cls, certificate: str | None, key: str | None, ca: str | None) -> TlsFiles | None:
+        """A client's files as given on the command line, checked as the gateway would check them, so a wrong file
+        is named here rather than found as a refused handshake; None when none is given (plaintext)."""
+        given = {"--cert": certificate, "--key": key, "--ca": ca}
+        if not any(given.values()):
+            return None
+        if missing := [flag for flag, value in given.items() if not value]:
+            raise CertificateError(f"mutual TLS needs --cert, --key and --ca together: {', '.join(missing)} missing")
+        files = cls.load(certificate, key, ca)
+        files.check_client(certificate)
+        return files
+
+    def check_client(self, where: str | Path = "the client certificate") -> Principal:
+        """The principal of a client certificate that matches its key, was issued by the CA and is valid now."""
+        try:
+            leaf = x509.load_pem_x509_certificate(self.certificate)
+            authority = x509.load_pem_x509_certificate(self.ca)
+            key = serialization.load_pem_private_key(self.key, password=None)
+        except ValueError as exc:
+            raise CertificateError(f"{where}: a certificate, key or CA file is not PEM ({exc})") from None
+        if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
+                != leaf.public_key().public_bytes(serialization.Encoding.DER,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo):
+            raise CertificateError(f"{where}: the key given with --key is not this certificate's key")
+        try:
+            leaf.verify_directly_issued_by(authority)
+        except (ValueError, TypeError, InvalidSignature):
+            raise CertificateError(f"{where} was not issued by the CA in --ca ({authority.subject.rfc4514_string()}): "
+                                   "the gateway would refuse it; use a certificate from its CA (`fr-gateway certs "
+                                   "issue`)") from None
+        now = datetime.datetime.now(datetime.UTC)
+        if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+            raise CertificateError(f"{where} is valid from {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+                                   f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not now: the gateway would refuse "
+                                   "it; issue a new one (`fr-gateway certs issue`)")
+        return principal_of(leaf)
 
     @classmethod
     def for_client(cls, folder: str | Path, principal: Principal) -> TlsFiles:

@@ -28,7 +28,7 @@ from fr_gateway.server.guard import Guard
 from fr_gateway.server.handshakes import HandshakeTap
 from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer
 from fr_gateway.service import GatewayService
-from fr_gateway.transport import server_credentials
+from fr_gateway.transport import CannotListen, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,21 @@ class Gateway:
         limits = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),  # a second gateway on a port already served fails instead of sharing it
         ]
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
             options=limits, maximum_concurrent_rpcs=settings.workers, interceptors=[guard],
         )
+        try:
+            if tls is None:
+                self.port = self._server.add_insecure_port(settings.listen)
+            else:
+                self.port = self._server.add_secure_port(settings.listen, server_credentials(tls))
+        except RuntimeError:
+            self.trail.close()
+            self.service.close()
+            raise CannotListen("gRPC", settings.listen, "--listen", "listen") from None
         # the crops of streams, side by side; threads start only as the load needs them
         self._crops = futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="crop")
         recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self._crops,
@@ -73,12 +83,6 @@ class Gateway:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
                                             self._server)
-        if tls is None:
-            self.port = self._server.add_insecure_port(settings.listen)
-        else:
-            self.port = self._server.add_secure_port(settings.listen, server_credentials(tls))
-        if self.port == 0:
-            raise OSError(f"cannot listen on {settings.listen}")
         self._metrics: WSGIServer | None = None
         self._listening = False
         self.metrics_port = 0
@@ -90,9 +94,9 @@ class Gateway:
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         host = self.settings.listen.rsplit(":", 1)[0]
-        log.info("fr-gateway serving %d templates from %s on %s:%d (model %s; audit %s)", self.service.gallery_size,
-                 self.settings.gallery, host, self.port, self.engine.pack.name,
-                 self.trail.log.folder if self.trail.log else "OFF")
+        log.info("fr-gateway serving %d templates from %s on %s:%d (model %s; search: %s; audit %s)",
+                 self.service.gallery_size, self.settings.gallery, host, self.port, self.engine.pack.name,
+                 self.service.search_backend, self.trail.log.folder if self.trail.log else "OFF")
         log.info("Identify threshold %s", self.service.thresholds.identify.text())
         log.info("Verify threshold %s", self.service.thresholds.verify.text())
         return self
@@ -102,6 +106,15 @@ class Gateway:
         if self._listening:
             return
         self._listening = True
+        if self.settings.metrics_listen:  # before gRPC starts: a taken metrics port stops a gateway that serves none
+            host, _, port = self.settings.metrics_listen.rpartition(":")
+            try:
+                self._metrics, _ = start_http_server(int(port), host)
+            except (OSError, ValueError) as exc:
+                raise CannotListen("Prometheus metrics", self.settings.metrics_listen, "--metrics-listen",
+                                   "metrics_listen", getattr(exc, "strerror", None) or str(exc)) from None
+            self.metrics_port = self._metrics.server_port
+            log.info("Prometheus metrics on http://%s:%d/metrics", host, self.metrics_port)
         for name in ("", *SERVICE_NAMES):
             self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self._server.start()
@@ -111,11 +124,6 @@ class Gateway:
                       "recognizer_runs": str(self.service.recogniser_layout),
                       **{f"{name}_threshold": f"{threshold.value:.4f} ({threshold.origin})" for name, threshold in
                          (("identify", thresholds.identify), ("verify", thresholds.verify))}})
-        if self.settings.metrics_listen:
-            host, port = self.settings.metrics_listen.rsplit(":", 1)
-            self._metrics, _ = start_http_server(int(port), host)
-            self.metrics_port = self._metrics.server_port
-            log.info("Prometheus metrics on http://%s:%d/metrics", host, self.metrics_port)
 
     def stop(self, grace: float = 5.0) -> None:
         """Refuse new calls, let running ones finish, then close the embedder, the store and the audit log."""
@@ -139,16 +147,18 @@ def serve(settings: Settings, insecure: bool, port_file: Path | None = None) -> 
         tls = TlsFiles.load(settings.tls_cert, settings.tls_key, settings.tls_ca)
     gateway = Gateway(settings, tls=tls)
     tap = HandshakeTap(gateway.trail).start() if tls and gateway.trail.log else None
-    gateway.start()
-    if port_file:
-        port_file.write_text(f"{gateway.port}\n")
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` writes every thread's stack to the log
-    while not stopping.wait(0.5):  # a timed wait: handlers run in this thread even when another got the signal
-        pass
-    log.info("stopping")
-    gateway.stop()
-    if tap:
-        tap.stop()
+    try:
+        gateway.start()
+        if port_file:
+            port_file.write_text(f"{gateway.port}\n")
+        stopping = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` writes every thread's stack to the log
+        while not stopping.wait(0.5):  # a timed wait: handlers run in this thread even when another got the signal
+            pass
+        log.info("stopping")
+    finally:
+        gateway.stop()
+        if tap:  # stderr given back, so an error that stopped the start-up reaches the operator
+            tap.stop()
