@@ -112,7 +112,7 @@ def wait_serving(port_file: Path, server: subprocess.Popen, timeout: float = 120
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the gateway exited with status {server.returncode}")
+            raise SystemExit(f"the gateway exited with status {server.returncode} (its log above says why)")
         if port_file.exists() and port_file.read_text().strip():
             port = int(port_file.read_text())
             tls = TlsFiles.for_client(CERTS, Principal("camera", CAMERA_ID))
@@ -185,8 +185,8 @@ def main() -> int:
         return 1
     print(f"== starting the gateway; camera video {video.relative_to(ROOT)} ({len(truth)} people walking past, "
           f"{len(truth) * WALK_FRAMES} frames)", flush=True)
-    server = fr_gateway("serve", "--certs", str(CERTS), "--listen", "127.0.0.1:0", "--gallery", str(gallery),
-                        "--port-file", str(port_file))
+    server = fr_gateway("serve", "--certs", str(CERTS), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                        "--gallery", str(gallery), "--port-file", str(port_file))
     try:
         port = wait_serving(port_file, server)
         camera = fr_gateway("camera", "--source", str(video), "--camera-id", CAMERA_ID, *camera_tls_flags(),
