@@ -274,13 +274,13 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
 
 def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
     from fr_gateway.faces.engine import load_pack, resolve_thresholds
-    from fr_gateway.search.faiss_index import FaissIndex
+    from fr_gateway.search.faiss_index import FlatIndex
 
     settings = _settings(args, gallery=args.gallery)
     store, _ = _open_store(settings)
     threshold = args.threshold or resolve_thresholds(settings, load_pack(settings)).identify.value
     try:
-        index = FaissIndex(store.dim)
+        index = FlatIndex(store.dim)
         for niks, templates in store.iter_templates():
             index.add(niks, templates)
         pairs = index.pairs_above(store.iter_templates(), threshold)

@@ -224,11 +224,8 @@ class GatewayService:
 
     @property
     def search_backend(self) -> str:
-        """Which index answers searches, in words for the start-up log."""
-        if self._milvus is not None:
-            return f"Milvus collection {self._milvus.collection} at {self._milvus.uri}"
-        kind = f"{self._index.kind} " if self.ready else ""
-        return f"FAISS {kind}index in process"
+        """Which index answers searches and how, in words for the start-up log."""
+        return self._index.describe() if self.ready else "not loaded"
 
     @property
     def gallery_size(self) -> int:

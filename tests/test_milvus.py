@@ -19,7 +19,7 @@ from pymilvus import MilvusClient
 from fr_gateway.config import environment
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.gallery.store import TemplateStore
-from fr_gateway.search.faiss_index import FaissIndex
+from fr_gateway.search.faiss_index import FlatIndex
 from fr_gateway.search.milvus_index import Drift, MilvusIndex, MilvusSpec
 from fr_gateway.search.milvus_lite import milvus_lite_server
 from fr_gateway.security.keys import KeyRing
@@ -45,7 +45,7 @@ def templates(count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 def test_milvus_answers_as_the_exact_index_does(milvus):
     niks, vectors = templates(300)
     index = MilvusIndex.connect(MilvusSpec(milvus, "exact", "FLAT"), DIM, FINGERPRINT)
-    exact = FaissIndex(DIM)
+    exact = FlatIndex(DIM)
     index.add(niks, vectors)
     exact.add(niks, vectors)
     assert len(index) == 300
@@ -160,6 +160,7 @@ def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
     assert "WARNING fr_gateway.batching: search batch of 1 failed: Milvus at" in log
     assert "ERROR fr_gateway" not in log, log
     assert "Traceback" not in log
+    assert f"search: Milvus collection outage at {uri}, HNSW index" in log  # the start-up log names the backend
     check = fr_gateway("gallery", "sync", "--check", "--gallery", str(tmp_path / "index" / "gallery"),
                        env={**os.environ, **environment({"search_backend": "milvus", "milvus_uri": uri})})
     assert check.returncode == 5, check.stderr

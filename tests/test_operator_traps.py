@@ -48,7 +48,7 @@ def test_a_taken_metrics_port_is_named_and_an_empty_address_switches_metrics_off
                      metrics_listen="")
     log = stop(gateway)
     assert "Prometheus metrics on" not in log
-    assert "search: FAISS flat index in process" in log  # the start-up log names the search backend
+    assert "search: FAISS flat index in process, exact" in log  # the start-up log names the search backend
 
 
 def test_a_start_up_failure_reaches_stderr_with_mutual_tls_too(tmp_path, taken_port):

@@ -6,7 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fr_gateway.search.faiss_index import INDEX_CLASSES, FaissIndex, IndexSpec
+from fr_gateway.evaluation.galleries import TemplateShape
+from fr_gateway.search.faiss_index import EXACT_LIMIT, INDEX_CLASSES, FaissIndex, IndexSpec
+
+IDENTIFY_THRESHOLD = 0.40  # the shipped buffalo_s threshold
 
 DIM = 512
 SIZE = 4000
@@ -28,6 +31,7 @@ def gallery():
 
 
 SPEC = IndexSpec(nlist=16, nprobe=8, rerank=50, ef_search=64)
+RE_RANKED = ("pqfs", "ivfpq")
 
 
 def build(kind: str, niks, templates, store: dict | None = None) -> FaissIndex:
@@ -42,7 +46,7 @@ def build(kind: str, niks, templates, store: dict | None = None) -> FaissIndex:
     return index
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivfpq", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "pqfs", "ivfpq", "hnsw"])
 def test_recall_against_exact_search(gallery, kind):
     niks, templates, probes = gallery
     index = build(kind, niks, templates)
@@ -52,7 +56,7 @@ def test_recall_against_exact_search(gallery, kind):
     assert len(index) == SIZE
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivfpq", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "pqfs", "ivfpq", "hnsw"])
 def test_erased_and_replaced_templates_are_never_returned(gallery, kind):
     niks, templates, probes = gallery
     store: dict = {}
@@ -70,21 +74,22 @@ def test_erased_and_replaced_templates_are_never_returned(gallery, kind):
     assert len(index) == SIZE - 1
 
     restored = INDEX_CLASSES[kind].from_bytes(DIM, index.to_bytes(), spec=SPEC, size=SIZE,
-                                              exact=index._exact if kind == "ivfpq" else None)
+                                              exact=index._exact if kind in RE_RANKED else None)
     assert len(restored) == SIZE - 1
     assert niks[0] not in [c.nik for c in restored.search(probes[0], 20)]
     assert [c.nik for c in restored.search(probes[5], 3)] == [c.nik for c in index.search(probes[5], 3)]
 
 
-def test_ivfpq_scores_are_exact_after_re_ranking(gallery):
+@pytest.mark.parametrize("kind", RE_RANKED)
+def test_scores_are_exact_after_re_ranking(gallery, kind):
     niks, templates, probes = gallery
-    index = build("ivfpq", niks, templates)
+    index = build(kind, niks, templates)
     best = index.search(probes[9], 1)[0]
     assert best.nik == niks[9]
     assert best.score == pytest.approx(float(probes[9] @ templates[9]), abs=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivfpq", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "pqfs", "ivfpq", "hnsw"])
 def test_a_batch_of_queries_finds_what_each_finds_alone(gallery, kind):
     """The gateway searches whatever concurrent requests have queued in one call (ivfpq re-ranks the union
     of their shortlists in one store read): each query's answer must not depend on its batch."""
@@ -99,8 +104,35 @@ def test_a_batch_of_queries_finds_what_each_finds_alone(gallery, kind):
 
 def test_auto_kind_follows_gallery_size():
     spec = IndexSpec()
-    assert spec.resolve(10) == "flat" and spec.resolve(1_000_000) == "flat"
-    assert spec.resolve(10_000_000) == "ivfpq"
+    assert spec.resolve(10) == "flat" and spec.resolve(100_000) == "flat"
+    assert spec.resolve(100_001) == "pqfs" and spec.resolve(10_000_000) == "pqfs"
+    assert IndexSpec(kind="pqfs").resolve(500) == "flat"  # too few to train on
     assert IndexSpec(kind="hnsw").resolve(50) == "flat"  # too few to train on
     with pytest.raises(ValueError, match="index kind"):
         IndexSpec(kind="annoy").resolve(10)
+
+
+def test_the_default_approximate_index_keeps_real_identifications_on_a_realistic_gallery():
+    """Among mated probes whose exact best match is their own enrolled template at or above the identify
+    threshold, the share the index still answers with that person: 30,000 templates drawn like real buffalo_s
+    ones, 1,000 mated pairs planted among them, the kind `auto` picks beyond the exact limit."""
+    shape = TemplateShape.load()
+    rng = np.random.default_rng(11)
+    templates = shape.gallery(rng, 30_000)
+    enrolled, probes = shape.mated_pairs(rng, 1000)
+    slots = rng.choice(len(templates), len(enrolled), replace=False)
+    templates[slots] = enrolled
+    niks = [f"6401010101{n:06d}" for n in range(len(templates))]
+    scores = probes @ templates.T
+    best = scores.argmax(axis=1)
+    kept = (best == slots) & (scores[np.arange(len(probes)), best] >= IDENTIFY_THRESHOLD)
+    assert kept.sum() > 900  # the realistic pairs: a few fall below the threshold or behind a look-alike
+
+    kind = IndexSpec().resolve(10 * EXACT_LIMIT)
+    index = INDEX_CLASSES[kind](DIM, spec=IndexSpec(kind=kind), size=len(niks),
+                                exact=lambda wanted: {n: templates[int(n[-6:])] for n in wanted})
+    index.train(templates)
+    index.add(niks, templates)
+    found = index.search_many(probes[kept], 1)
+    identified = np.mean([hits[0].nik == niks[slot] for hits, slot in zip(found, slots[kept], strict=True)])
+    assert identified >= 0.999, f"{kind} kept {identified:.4f} of real identifications"

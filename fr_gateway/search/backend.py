@@ -31,5 +31,8 @@ class SearchIndex(Protocol):
     def __len__(self) -> int:
         """Templates held."""
 
+    def describe(self) -> str:
+        """Which index answers and how it searches, in words for the start-up log."""
+
     def close(self) -> None:
         """Let go of what the index holds outside this process (a connection)."""

@@ -1,9 +1,13 @@
 """The embedded FAISS indexes over the store's templates (inner product of L2-normalised templates, i.e.
 cosine similarity), keyed by NIK. A NIK is 16 digits, so it is its own int64 id.
 
-- flat: exact search; the default up to about a million identities.
+- flat: exact search; the default up to EXACT_LIMIT identities.
+- pqfs: 32-byte product-quantised codes of every identity, scanned whole with FAISS's 4-bit fast-scan kernels,
+  the shortlist re-ranked exactly on the store's templates; the default beyond EXACT_LIMIT. No partition, so
+  no person is lost to a list that was not searched (benchmarks/search.md: identification recall 1.000 at 1M
+  on realistic templates, where ivfpq's 128 of 2,048 lists keep 0.85).
 - ivfpq: inverted lists of 64-byte product-quantised codes (4-bit fast scan), with the shortlist re-ranked
-  exactly on the store's templates; for large galleries (about 80 bytes of RAM per identity).
+  exactly; it searches a share of the lists, and loses the people filed in the others.
 - hnsw: a graph over 8-bit scalar-quantised vectors; fast approximate search for mid-size galleries.
 """
 
@@ -21,8 +25,8 @@ import faiss
 import numpy as np
 
 NIK_DIGITS = 16
-KINDS = ("flat", "ivfpq", "hnsw")
-FLAT_LIMIT = 1_000_000
+KINDS = ("flat", "pqfs", "ivfpq", "hnsw")
+EXACT_LIMIT = 100_000  # beyond, one exact scan of 2 KiB per identity takes tens of milliseconds
 MAX_LISTS = 4096  # training more lists takes tens of minutes of k-means on a small machine
 SMALL_BATCH = 8
 HNSW_MIN = 1_000
@@ -38,22 +42,23 @@ class Candidate:
 
 @dataclasses.dataclass(frozen=True)
 class IndexSpec:
-    """Which index and its knobs; `kind = "auto"` is flat up to FLAT_LIMIT identities, ivfpq beyond."""
+    """Which index and its knobs; `kind = "auto"` is flat up to EXACT_LIMIT identities, pqfs beyond."""
 
     kind: str = "auto"
     nlist: int = 0  # ivfpq inverted lists; 0 = about 2 * sqrt(size), a power of two, at most MAX_LISTS
     pq_bytes: int = 64  # ivfpq code size per identity
+    scan_bytes: int = 32  # pqfs code size per identity (16 bytes kept 0.97 of real identifications at 1M)
     nprobe: int = 0  # ivfpq lists searched per query; 0 = max(128, lists / 16)
-    rerank: int = 100  # ivfpq shortlist re-ranked exactly
+    rerank: int = 100  # pqfs and ivfpq: shortlist re-ranked exactly
     hnsw_m: int = 32  # hnsw graph degree
     ef_search: int = 128  # hnsw search breadth
 
     def resolve(self, size: int) -> str:
         if self.kind not in (*KINDS, "auto"):
             raise ValueError(f"index kind {self.kind!r}: choose one of auto, {', '.join(KINDS)}")
-        kind = ("flat" if size <= FLAT_LIMIT else "ivfpq") if self.kind == "auto" else self.kind
+        kind = ("flat" if size <= EXACT_LIMIT else "pqfs") if self.kind == "auto" else self.kind
         # quantisers learn from the gallery: an IVF one needs a few dozen points per list
-        if (kind == "ivfpq" and size < self.training_size(size)) or (kind == "hnsw" and size < HNSW_MIN):
+        if (kind in ("ivfpq", "pqfs") and size < self.training_size(size)) or (kind == "hnsw" and size < HNSW_MIN):
             return "flat"
         return kind
 
@@ -104,6 +109,13 @@ class FaissIndex:
 
     def _new_index(self) -> faiss.Index:
         return faiss.index_factory(self.dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+
+    def describe(self) -> str:
+        """Which index answers and how it searches, in words for the start-up log."""
+        return f"FAISS {self.kind} index in process, {self.how()}"
+
+    def how(self) -> str:
+        return "exact"
 
     @property
     def trained(self) -> bool:
@@ -173,11 +185,30 @@ class FaissIndex:
         return int(self._index.ntotal)
 
 
-class IvfPqIndex(FaissIndex):
-    """Coarse lists found through an HNSW quantiser, PQ codes in the lists, exact re-ranking of the shortlist.
-    Removal is native (ids live in the lists), so erasure leaves nothing behind."""
+class FlatIndex(FaissIndex):
+    """Exact search: every template as float32."""
 
-    kind = "ivfpq"
+    kind = "flat"
+
+    def _raw_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """A few queries as one matrix product over FAISS's own storage: BLAS spreads it over every core, where
+        FAISS scans one query on one core (14.5 ms against numpy's 8.7 at 100k, benchmarks/search.md)."""
+        if len(queries) >= SMALL_BATCH or self._index.ntotal <= k:
+            return super()._raw_search(queries, k)
+        with self._lock:
+            flat = faiss.downcast_index(self._index.index)
+            stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
+            ids = faiss.rev_swig_ptr(self._index.id_map.data(), self._index.id_map.size())
+            scores = queries @ stored.T
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            picked = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-picked, axis=1, kind="stable")
+            return np.take_along_axis(picked, order, axis=1), ids[np.take_along_axis(top, order, axis=1)]
+
+
+class ReRankedIndex(FaissIndex):
+    """Compressed codes find a shortlist of `rerank` candidates; the store's exact templates rank it, so the
+    scores a decision is made on are exact cosine similarities."""
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
                  exact: ExactTemplates | None = None) -> None:
@@ -185,16 +216,6 @@ class IvfPqIndex(FaissIndex):
         self._size = size
         self._exact = exact
         super().__init__(dim, index)
-        ivf = faiss.extract_index_ivf(self._index)
-        ivf.nprobe = spec.probes(size)
-        # the HNSW quantiser's default breadth (16) can file a template in a farther list: search it at least
-        # as wide as the lists probed
-        faiss.downcast_index(ivf.quantizer).hnsw.efSearch = max(128, ivf.nprobe)
-
-    def _new_index(self) -> faiss.Index:
-        # 4-bit fast-scan codes: two sub-quantisers per byte; trains in seconds where 8-bit PQ takes minutes
-        factory = f"IVF{self._spec.lists(self._size)}_HNSW32,PQ{2 * self._spec.pq_bytes}x4fs"
-        return faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
 
     def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
         shortlists = super().search_many(templates, max(top_k, self._spec.rerank))
@@ -209,6 +230,46 @@ class IvfPqIndex(FaissIndex):
             order = np.argsort(-scores, kind="stable")[:top_k]
             ranked.append([Candidate(niks[i], float(scores[i])) for i in order])
         return ranked
+
+
+class PqScanIndex(ReRankedIndex):
+    """Every identity's product-quantised code, scanned whole by the fast-scan kernels (4-bit codes in SIMD
+    registers): a scan of 32 bytes an identity costs about a tenth of an exact one, and nobody is left out of it.
+    Removal is native."""
+
+    kind = "pqfs"
+
+    def how(self) -> str:
+        return (f"every identity's {self._spec.scan_bytes}-byte code scanned, the best {self._spec.rerank} "
+                "re-ranked exactly")
+
+    def _new_index(self) -> faiss.Index:
+        return faiss.index_factory(self.dim, f"IDMap2,PQ{2 * self._spec.scan_bytes}x4fs", faiss.METRIC_INNER_PRODUCT)
+
+
+class IvfPqIndex(ReRankedIndex):
+    """Coarse lists found through an HNSW quantiser, PQ codes in the lists. Removal is native (ids live in the
+    lists), so erasure leaves nothing behind."""
+
+    kind = "ivfpq"
+
+    def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
+                 exact: ExactTemplates | None = None) -> None:
+        super().__init__(dim, index, spec=spec, size=size, exact=exact)
+        ivf = faiss.extract_index_ivf(self._index)
+        ivf.nprobe = spec.probes(size)
+        # the HNSW quantiser's default breadth (16) can file a template in a farther list: search it at least
+        # as wide as the lists probed
+        faiss.downcast_index(ivf.quantizer).hnsw.efSearch = max(128, ivf.nprobe)
+
+    def how(self) -> str:
+        ivf = faiss.extract_index_ivf(self._index)
+        return f"{ivf.nprobe} of {ivf.nlist} lists searched, the best {self._spec.rerank} re-ranked exactly"
+
+    def _new_index(self) -> faiss.Index:
+        # 4-bit fast-scan codes: two sub-quantisers per byte; trains in seconds where 8-bit PQ takes minutes
+        factory = f"IVF{self._spec.lists(self._size)}_HNSW32,PQ{2 * self._spec.pq_bytes}x4fs"
+        return faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
 
 
 class HnswIndex(FaissIndex):
@@ -228,6 +289,9 @@ class HnswIndex(FaissIndex):
 
     def _new_index(self) -> faiss.Index:
         return faiss.index_factory(self.dim, f"HNSW{self._spec.hnsw_m},SQ8", faiss.METRIC_INNER_PRODUCT)
+
+    def how(self) -> str:
+        return f"a graph of 8-bit vectors searched {self._spec.ef_search} wide"
 
     def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
         with self._lock:
@@ -265,7 +329,8 @@ class HnswIndex(FaissIndex):
         return int(self._index.ntotal - self._dead.sum())
 
 
-INDEX_CLASSES: dict[str, type[FaissIndex]] = {"flat": FaissIndex, "ivfpq": IvfPqIndex, "hnsw": HnswIndex}
+INDEX_CLASSES: dict[str, type[FaissIndex]] = {"flat": FlatIndex, "pqfs": PqScanIndex, "ivfpq": IvfPqIndex,
+                                              "hnsw": HnswIndex}
 
 
 def new_index(kind: str, dim: int, spec: IndexSpec, size: int, exact: ExactTemplates | None) -> FaissIndex:

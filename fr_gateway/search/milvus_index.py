@@ -220,5 +220,8 @@ class MilvusIndex:
         self._client.flush(self._spec.collection)
         self._count_again()
 
+    def describe(self) -> str:
+        return f"Milvus collection {self._spec.collection} at {self._spec.uri}, {self._spec.index_type} index"
+
     def close(self) -> None:
         self._client.close()
