@@ -177,6 +177,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         info = recognition_pb2_grpc.RecognitionStub(channel).GetInfo(recognition_pb2.GetInfoRequest(), timeout=30)
     print(f"fr-gateway {info.version}: model {info.model} (sha256 {info.model_fingerprint}) on "
           f"{', '.join(info.providers)}; gallery {info.gallery_size} templates")
+    print(f"search: {info.search}")
     print(f"Identify threshold {_threshold(info.identify).text()}")
     print(f"Verify threshold {_threshold(info.verify).text()}")
     return 0

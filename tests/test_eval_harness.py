@@ -101,6 +101,7 @@ def test_a_calibrated_gateway_reports_what_its_thresholds_stand_for(evaluated, t
     assert point.false_rate == pytest.approx(verify.false_rate) and point.other_rate == pytest.approx(verify.other_rate)
     assert str(evaluated / "eval.json") in info.verify.data
     assert shown.returncode == 0 and "chosen for FAR 0.05" in shown.stdout
+    assert "search: FAISS flat index in process, exact" in shown.stdout  # which index answers, and how
 
 
 def test_a_calibration_of_another_model_is_refused(evaluated, tmp_path):

@@ -148,7 +148,7 @@ class ThresholdInfo(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., origin: _Optional[str] = ..., operating_point: _Optional[_Union[OperatingPoint, _Mapping]] = ..., data: _Optional[str] = ...) -> None: ...
 
 class GatewayInfo(_message.Message):
-    __slots__ = ("model", "model_fingerprint", "providers", "gallery_size", "identify", "verify", "version")
+    __slots__ = ("model", "model_fingerprint", "providers", "gallery_size", "identify", "verify", "version", "search")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,7 @@ class GatewayInfo(_message.Message):
     IDENTIFY_FIELD_NUMBER: _ClassVar[int]
     VERIFY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
     model: str
     model_fingerprint: str
     providers: _containers.RepeatedScalarFieldContainer[str]
@@ -163,4 +164,5 @@ class GatewayInfo(_message.Message):
     identify: ThresholdInfo
     verify: ThresholdInfo
     version: str
-    def __init__(self, model: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., gallery_size: _Optional[int] = ..., identify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., verify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., version: _Optional[str] = ...) -> None: ...
+    search: str
+    def __init__(self, model: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., gallery_size: _Optional[int] = ..., identify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., verify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., version: _Optional[str] = ..., search: _Optional[str] = ...) -> None: ...

@@ -3,9 +3,10 @@ cosine similarity), keyed by NIK. A NIK is 16 digits, so it is its own int64 id.
 
 - flat: exact search; the default up to EXACT_LIMIT identities.
 - pqfs: 32-byte product-quantised codes of every identity, scanned whole with FAISS's 4-bit fast-scan kernels,
-  the shortlist re-ranked exactly on the store's templates; the default beyond EXACT_LIMIT. No partition, so
-  no person is lost to a list that was not searched (benchmarks/search.md: identification recall 1.000 at 1M
-  on realistic templates, where ivfpq's 128 of 2,048 lists keep 0.85).
+  the shortlist scored again with finer codes in memory and its best re-ranked exactly on the store's
+  templates; the default beyond EXACT_LIMIT. No partition, so no person is lost to a list that was not
+  searched (benchmarks/search.md: identification recall 1.000 at 1M on realistic templates, where ivfpq's 128
+  of 2,048 lists keep 0.86).
 - ivfpq: inverted lists of 64-byte product-quantised codes (4-bit fast scan), with the shortlist re-ranked
   exactly; it searches a share of the lists, and loses the people filed in the others.
 - hnsw: a graph over 8-bit scalar-quantised vectors; fast approximate search for mid-size galleries.
@@ -48,8 +49,11 @@ class IndexSpec:
     nlist: int = 0  # ivfpq inverted lists; 0 = about 2 * sqrt(size), a power of two, at most MAX_LISTS
     pq_bytes: int = 64  # ivfpq code size per identity
     scan_bytes: int = 32  # pqfs code size per identity (16 bytes kept 0.97 of real identifications at 1M)
+    scan_shortlist: int = 300  # pqfs: the scan's best, scored again with finer codes (200 kept 0.998 at 1M)
+    refine_bytes: int = 64  # pqfs: the finer codes' size per identity, in memory
+    refined: int = 10  # pqfs: the best of those, re-ranked exactly from the store
     nprobe: int = 0  # ivfpq lists searched per query; 0 = max(128, lists / 16)
-    rerank: int = 100  # pqfs and ivfpq: shortlist re-ranked exactly
+    rerank: int = 100  # ivfpq: shortlist re-ranked exactly
     hnsw_m: int = 32  # hnsw graph degree
     ef_search: int = 128  # hnsw search breadth
 
@@ -200,15 +204,15 @@ class FlatIndex(FaissIndex):
             stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
             ids = faiss.rev_swig_ptr(self._index.id_map.data(), self._index.id_map.size())
             scores = queries @ stored.T
-            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            top = np.argpartition(scores, -k, axis=1)[:, -k:]
             picked = np.take_along_axis(scores, top, axis=1)
             order = np.argsort(-picked, axis=1, kind="stable")
             return np.take_along_axis(picked, order, axis=1), ids[np.take_along_axis(top, order, axis=1)]
 
 
 class ReRankedIndex(FaissIndex):
-    """Compressed codes find a shortlist of `rerank` candidates; the store's exact templates rank it, so the
-    scores a decision is made on are exact cosine similarities."""
+    """Compressed codes find a shortlist; the store's exact templates rank it, so the scores a decision is made
+    on are exact cosine similarities."""
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
                  exact: ExactTemplates | None = None) -> None:
@@ -217,15 +221,19 @@ class ReRankedIndex(FaissIndex):
         self._exact = exact
         super().__init__(dim, index)
 
+    def _shortlists(self, queries: np.ndarray, top_k: int) -> np.ndarray:
+        """Ids (-1 for none) of the candidates each query's exact re-rank reads from the store."""
+        return self._raw_search(queries, max(top_k, self._spec.rerank))[1]
+
     def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
-        shortlists = super().search_many(templates, max(top_k, self._spec.rerank))
-        if self._exact is None:
-            return [shortlist[:top_k] for shortlist in shortlists]
         queries = _matrix(templates, self.dim)
-        exact = self._exact(list({c.nik for shortlist in shortlists for c in shortlist}))  # one store read
+        shortlists = [[_nik(i) for i in row if i >= 0] for row in self._shortlists(queries, top_k)]
+        if self._exact is None:
+            return [[Candidate(nik, 0.0) for nik in shortlist[:top_k]] for shortlist in shortlists]
+        exact = self._exact(list({nik for shortlist in shortlists for nik in shortlist}))  # one store read
         ranked = []
         for query, shortlist in zip(queries, shortlists, strict=True):
-            niks = [c.nik for c in shortlist if c.nik in exact]
+            niks = [nik for nik in shortlist if nik in exact]
             scores = np.stack([exact[nik] for nik in niks]) @ query if niks else np.empty(0, dtype=np.float32)
             order = np.argsort(-scores, kind="stable")[:top_k]
             ranked.append([Candidate(niks[i], float(scores[i])) for i in order])
@@ -235,16 +243,71 @@ class ReRankedIndex(FaissIndex):
 class PqScanIndex(ReRankedIndex):
     """Every identity's product-quantised code, scanned whole by the fast-scan kernels (4-bit codes in SIMD
     registers): a scan of 32 bytes an identity costs about a tenth of an exact one, and nobody is left out of it.
-    Removal is native."""
+    The scan's best `scan_shortlist` are scored again in memory with finer codes, and only the best
+    `refined` of those are read from the store: reading 300 sealed rows a query cost more than the scan.
+    Removal is native in both."""
 
     kind = "pqfs"
+    REFINE_TRAINING = 65_536  # k-means of 16 centroids a sub-quantiser learns little from more
+
+    def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
+                 exact: ExactTemplates | None = None) -> None:
+        super().__init__(dim, index, spec=spec, size=size, exact=exact)
+        # 4-bit codes of half the sub-vectors' size: as accurate here as 8-bit codes of the same bytes, and they
+        # train in a second where 8-bit ones took minutes (the factory's polysemous training, which only Hamming
+        # searches use, would take ten times longer)
+        self._refine = faiss.index_factory(dim, f"IDMap2,PQ{2 * spec.refine_bytes}x4", faiss.METRIC_INNER_PRODUCT)
+        faiss.downcast_index(self._refine.index).do_polysemous_training = False
 
     def how(self) -> str:
-        return (f"every identity's {self._spec.scan_bytes}-byte code scanned, the best {self._spec.rerank} "
+        return (f"every identity's {self._spec.scan_bytes}-byte code scanned, the best {self._spec.scan_shortlist} "
+                f"scored again with {self._spec.refine_bytes}-byte codes, the best {self._spec.refined} of those "
                 "re-ranked exactly")
 
     def _new_index(self) -> faiss.Index:
-        return faiss.index_factory(self.dim, f"IDMap2,PQ{2 * self._spec.scan_bytes}x4fs", faiss.METRIC_INNER_PRODUCT)
+        return faiss.index_factory(self.dim, f"IDMap,PQ{2 * self._spec.scan_bytes}x4fs", faiss.METRIC_INNER_PRODUCT)
+
+    @property
+    def trained(self) -> bool:
+        return bool(self._index.is_trained and self._refine.is_trained)
+
+    def train(self, sample: np.ndarray) -> None:
+        sample = _matrix(sample, self.dim)
+        with self._lock:
+            self._index.train(sample)
+            self._refine.train(sample[: self.REFINE_TRAINING])
+
+    def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
+        with self._lock:
+            self._index.add_with_ids(_matrix(templates, self.dim), _ids(niks))
+            self._refine.add_with_ids(_matrix(templates, self.dim), _ids(niks))
+
+    def remove(self, nik: str) -> bool:
+        with self._lock:
+            self._refine.remove_ids(_ids([nik]))
+            return self._index.remove_ids(_ids([nik])) > 0
+
+    def _shortlists(self, queries: np.ndarray, top_k: int) -> np.ndarray:
+        found = self._raw_search(queries, max(top_k, self._spec.scan_shortlist))[1]
+        keep = max(top_k, self._spec.refined)
+        shortlists = np.full((len(queries), keep), -1, dtype=np.int64)
+        with self._lock:
+            for row, (query, candidates) in enumerate(zip(queries, found, strict=True)):
+                candidates = candidates[candidates >= 0]
+                if len(candidates) > keep:
+                    scores = self._refine.reconstruct_batch(candidates) @ query
+                    candidates = candidates[np.argpartition(-scores, keep - 1)[:keep]]
+                shortlists[row, :len(candidates)] = candidates
+        return shortlists
+
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        return {"refine": faiss.serialize_index(self._refine)}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self._refine = faiss.deserialize_index(arrays["refine"])
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
 
 
 class IvfPqIndex(ReRankedIndex):

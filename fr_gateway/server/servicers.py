@@ -219,7 +219,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         return recognition_pb2.GatewayInfo(
             model=engine.pack.name, model_fingerprint=engine.pack.fingerprint, providers=engine.providers,
             gallery_size=self._service.gallery_size, identify=threshold_info(thresholds.identify),
-            verify=threshold_info(thresholds.verify), version=__version__)
+            verify=threshold_info(thresholds.verify), version=__version__, search=self._service.search_backend)
 
 
 class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
