@@ -3,7 +3,7 @@ and on (fsync on every group commit, and fsync per checkpoint), in one run, alte
 in the machine's speed falls on all of them alike.
 
     .venv/bin/python benchmarks/audit.py [--clients 4] [--requests 400] [--rounds 2] [--out benchmarks/audit]
-writes audit.json and audit.md. Probes: pre-aligned 112x112 crops of ../shared/data/faces photos of people
+writes audit.json and audit.md. Probes: pre-aligned 112x112 crops of sample-face photos (data/faces) of people
 enrolled in a 43-person gallery, sent as a camera would send them (ALIGNED), from several client threads.
 """
 

@@ -4,7 +4,7 @@ through a gateway's EnrollStream over loopback gRPC, against the raw detector + 
 in the same run.
 
     .venv/bin/python benchmarks/enrolment.py [--passes 2] [--out benchmarks/enrolment]
-writes enrolment.json and enrolment.md. Photos: every photo in ../shared/data/faces, each pass under new NIKs.
+writes enrolment.json and enrolment.md. Photos: every photo in the sample faces (data/faces), each pass under new NIKs.
 """
 
 from __future__ import annotations

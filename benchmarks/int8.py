@@ -1,5 +1,5 @@
 """INT8 recogniser trial: quantise buffalo_s's ArcFace (w600k_mbf) with ONNX Runtime static quantisation
-(QDQ, calibrated on ORL crops), then compare it with FP32 on every face of ../shared/data/faces: speed, how
+(QDQ, calibrated on ORL crops), then compare it with FP32 on every face of the sample faces (data/faces): speed, how
 far the embeddings move, and whether any Verify or Identify decision changes at the model's thresholds.
 
     .venv/bin/python benchmarks/int8.py [--out benchmarks/int8] [--model-out DIR]
@@ -130,7 +130,7 @@ def main() -> None:
              f"{results['cosine_fp32_int8']['mean']} / {results['cosine_fp32_int8']['min']} | "
              f"{verify_flips} of {results['verify_pairs']} | {identify_flips} of {results['identify_searches']} |\n\n"
              f"INT8 runs at {results['speedup']}x the FP32 speed; {verdict}. {len(crops)} faces of "
-             "../shared/data/faces; calibration on the ORL crops. Reproduce: `.venv/bin/python benchmarks/int8.py`.\n")
+             "data/faces; calibration on the ORL crops. Reproduce: `.venv/bin/python benchmarks/int8.py`.\n")
     args.out.with_suffix(".md").write_text(table)
     print(table)
 

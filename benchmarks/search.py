@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 from workload import DATA, cpu_seconds
 
-from fr_gateway.evaluation.galleries import TemplateShape, unit
+from fr_gateway.evaluation.dataset import IMAGE_SUFFIXES
+from fr_gateway.evaluation.galleries import TemplateShape, shape_statistics, unit
 from fr_gateway.gallery.store import Enrolment, TemplateStore
 from fr_gateway.search.faiss_index import INDEX_CLASSES, IndexSpec
 from fr_gateway.search.milvus_index import MilvusIndex, MilvusSpec
@@ -92,12 +93,7 @@ class Isotropic:
         return unit(centres + NOISE * _face_space(rng, rows)), unit(centres + NOISE * _face_space(rng, rows))
 
     def statistics(self, rng: np.random.Generator, rows: int = 4000) -> dict[str, float]:
-        first, second = self.gallery(rng, rows), self.gallery(rng, rows)
-        enrolled, probes = self.mated_pairs(rng, rows)
-        impostor, mated = (first @ second.T).ravel(), np.sum(enrolled * probes, axis=1)
-        return {"impostor_mean": round(float(impostor.mean()), 3), "impostor_sd": round(float(impostor.std()), 3),
-                "mated_mean": round(float(mated.mean()), 3), "mated_sd": round(float(mated.std()), 3),
-                "mated_p5": round(float(np.percentile(mated, 5)), 3)}
+        return shape_statistics(self, rng, rows)
 
 
 class Realistic(TemplateShape):
@@ -114,13 +110,11 @@ def sample_face_mates() -> tuple[np.ndarray, np.ndarray]:
     engine = load_engine(load_settings(environ={}))
     enrolled, probes = [], []
     for folder in sorted(path for path in DATA.glob("*/*") if path.is_dir()):
-        photos = sorted(path for path in folder.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".pgm"))
+        photos = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
         found = []
         for photo in photos:
             image = decode_image(photo.read_bytes(), 1 << 30, 1 << 30)
-            if image.shape[0] < 200:  # the ORL crops are tight: a border lets the detector see a whole face
-                image = np.pad(image, ((image.shape[0] // 2,) * 2, (image.shape[1] // 2,) * 2, (0, 0)), mode="edge")
-            faces = engine.detector.detect(image)
+            faces = engine.detector.detect(image)  # a tight crop (the ORL set) is retried with a border
             if faces:
                 found.append(engine.embedder.embed([align(image, faces[0])])[0])
             if len(found) == 2:

@@ -53,12 +53,11 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
     return open_channel(args.target, TlsFiles.from_flags(args.cert, args.key, args.ca))
 
 
-def _camera_id(args: argparse.Namespace) -> str:
+def _camera_id(args: argparse.Namespace, tls: TlsFiles | None) -> str:
     """--camera-id, else the camera a camera certificate names (the gateway refuses any other), else `cli`."""
     if args.camera_id:
         return args.camera_id
-    tls = TlsFiles.from_flags(args.cert, args.key, args.ca)
-    principal = tls.check_client(args.cert) if tls else None
+    principal = tls.principal() if tls else None
     return principal.identity if principal and principal.role == "camera" else "cli"
 
 
@@ -139,9 +138,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    with _channel(args) as channel:
+    tls = TlsFiles.from_flags(args.cert, args.key, args.ca)
+    with open_channel(args.target, tls) as channel:
         response = recognition_pb2_grpc.RecognitionStub(channel).Identify(recognition_pb2.IdentifyRequest(
-            camera_id=_camera_id(args), face=_face(args.image, args.aligned), top_k=args.top_k))
+            camera_id=_camera_id(args, tls), face=_face(args.image, args.aligned), top_k=args.top_k))
     print(f"{face_pb2.Decision.Name(response.decision)} (threshold {response.threshold:.2f}, "
           f"gallery {response.gallery_size}) {response.detail}".rstrip())
     for rank, candidate in enumerate(response.candidates, start=1):

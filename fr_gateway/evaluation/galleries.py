@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -67,11 +68,23 @@ class TemplateShape:
         return enrolled, unit(centres + scale * (self._normal(rng, rows) @ self.noise_root.T))
 
     def statistics(self, rng: np.random.Generator, rows: int = 4000) -> dict[str, float]:
-        """Impostor and mated cosine figures of what this draws, to check against the measured ones."""
-        first, second = self.gallery(rng, rows), self.gallery(rng, rows)
-        impostor = (first[: rows // 2] @ second[: rows // 2].T).ravel()
-        enrolled, probes = self.mated_pairs(rng, rows)
-        mated = np.sum(enrolled * probes, axis=1)
-        return {"impostor_mean": round(float(impostor.mean()), 3), "impostor_sd": round(float(impostor.std()), 3),
-                "mated_mean": round(float(mated.mean()), 3), "mated_sd": round(float(mated.std()), 3),
-                "mated_p5": round(float(np.percentile(mated, 5)), 3)}
+        return shape_statistics(self, rng, rows)
+
+
+class Shape(Protocol):
+    """What draws synthetic templates: a gallery of different people, and mated pairs."""
+
+    def gallery(self, rng: np.random.Generator, rows: int) -> np.ndarray: ...
+
+    def mated_pairs(self, rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def shape_statistics(shape: Shape, rng: np.random.Generator, rows: int = 4000) -> dict[str, float]:
+    """Impostor and mated cosine figures of what a generator draws, to check against the measured ones."""
+    first, second = shape.gallery(rng, rows), shape.gallery(rng, rows)
+    impostor = (first[: rows // 2] @ second[: rows // 2].T).ravel()
+    enrolled, probes = shape.mated_pairs(rng, rows)
+    mated = np.sum(enrolled * probes, axis=1)
+    return {"impostor_mean": round(float(impostor.mean()), 3), "impostor_sd": round(float(impostor.std()), 3),
+            "mated_mean": round(float(mated.mean()), 3), "mated_sd": round(float(mated.std()), 3),
+            "mated_p5": round(float(np.percentile(mated, 5)), 3)}

@@ -96,4 +96,4 @@ def count_rows(path: str | Path) -> int:
     path = Path(path)
     with path.open("rb") as handle:
         lines = sum(1 for line in handle if line.strip())
-    return lines if path.suffix.lower() in (".jsonl", ".ndjson") else max(0, lines - 1)
+    return lines if _is_jsonl(path) else max(0, lines - 1)

@@ -215,7 +215,7 @@ class ReRankedIndex(FaissIndex):
     on are exact cosine similarities."""
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
-                 exact: ExactTemplates | None = None) -> None:
+                 exact: ExactTemplates) -> None:
         self._spec = spec
         self._size = size
         self._exact = exact
@@ -228,8 +228,6 @@ class ReRankedIndex(FaissIndex):
     def search_many(self, templates: np.ndarray, top_k: int) -> list[list[Candidate]]:
         queries = _matrix(templates, self.dim)
         shortlists = [[_nik(i) for i in row if i >= 0] for row in self._shortlists(queries, top_k)]
-        if self._exact is None:
-            return [[Candidate(nik, 0.0) for nik in shortlist[:top_k]] for shortlist in shortlists]
         exact = self._exact(list({nik for shortlist in shortlists for nik in shortlist}))  # one store read
         ranked = []
         for query, shortlist in zip(queries, shortlists, strict=True):
@@ -251,7 +249,7 @@ class PqScanIndex(ReRankedIndex):
     REFINE_TRAINING = 65_536  # k-means of 16 centroids a sub-quantiser learns little from more
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
-                 exact: ExactTemplates | None = None) -> None:
+                 exact: ExactTemplates) -> None:
         super().__init__(dim, index, spec=spec, size=size, exact=exact)
         # 4-bit codes of half the sub-vectors' size: as accurate here as 8-bit codes of the same bytes, and they
         # train in a second where 8-bit ones took minutes (the factory's polysemous training, which only Hamming
@@ -278,9 +276,10 @@ class PqScanIndex(ReRankedIndex):
             self._refine.train(sample[: self.REFINE_TRAINING])
 
     def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
+        templates, ids = _matrix(templates, self.dim), _ids(niks)
         with self._lock:
-            self._index.add_with_ids(_matrix(templates, self.dim), _ids(niks))
-            self._refine.add_with_ids(_matrix(templates, self.dim), _ids(niks))
+            self._index.add_with_ids(templates, ids)
+            self._refine.add_with_ids(templates, ids)
 
     def remove(self, nik: str) -> bool:
         with self._lock:
@@ -306,9 +305,6 @@ class PqScanIndex(ReRankedIndex):
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self._refine = faiss.deserialize_index(arrays["refine"])
 
-    def __len__(self) -> int:
-        return int(self._index.ntotal)
-
 
 class IvfPqIndex(ReRankedIndex):
     """Coarse lists found through an HNSW quantiser, PQ codes in the lists. Removal is native (ids live in the
@@ -317,7 +313,7 @@ class IvfPqIndex(ReRankedIndex):
     kind = "ivfpq"
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
-                 exact: ExactTemplates | None = None) -> None:
+                 exact: ExactTemplates) -> None:
         super().__init__(dim, index, spec=spec, size=size, exact=exact)
         ivf = faiss.extract_index_ivf(self._index)
         ivf.nprobe = spec.probes(size)

@@ -226,7 +226,11 @@ class TlsFiles:
             raise CertificateError(f"{where} is valid from {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} to "
                                    f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not now: the gateway would refuse "
                                    "it; issue a new one (`fr-gateway certs issue`)")
-        return principal_of(leaf)
+        return self.principal()
+
+    def principal(self) -> Principal:
+        """Who the certificate says the client is."""
+        return principal_of(x509.load_pem_x509_certificate(self.certificate))
 
     @classmethod
     def for_client(cls, folder: str | Path, principal: Principal) -> TlsFiles:
