@@ -22,7 +22,7 @@ from fr_gateway.audit.trail import Caller, Outcome, open_trail
 from fr_gateway.calibration import StatedPoint, Threshold
 from fr_gateway.config import Settings, audit_dir_for, key_file_for, load_settings, save_calibration
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
-from fr_gateway.gallery.store import GalleryModelMismatch
+from fr_gateway.gallery.store import GalleryModelMismatch, GalleryRefused
 from fr_gateway.reasons import Problem
 from fr_gateway.search.backend import SearchUnavailable
 from fr_gateway.security.certs import ROLES, CertificateError, TlsFiles
@@ -37,6 +37,7 @@ EXIT_INPUT = 2  # the command's own input: flags, files, keys, certificates, set
 EXIT_MODEL = 3  # the gallery or calibration belongs to another model
 EXIT_LISTEN = 4  # an address to serve on cannot be bound
 EXIT_UNREACHABLE = 5  # the shared search backend (Milvus) cannot be reached
+EXIT_GALLERY = 6  # the gallery's store, key and saved index do not belong together, or others can read them
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -239,16 +240,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _open_store(settings: Settings):
-    """The gallery's store and key ring, for maintenance commands that need no inference."""
+    """The gallery's store with its key ring, for maintenance commands that need no inference."""
     from fr_gateway.faces.engine import load_pack
     from fr_gateway.gallery.store import TemplateStore
-    from fr_gateway.security.keys import KeyRing
 
-    if not Path(settings.gallery).is_dir():
-        raise FileNotFoundError(f"gallery {settings.gallery} does not exist")
     pack = load_pack(settings)
-    keys = KeyRing.load(key_file_for(settings), create=False)
-    return TemplateStore(settings.gallery, pack.fingerprint, pack.name, keys), keys
+    return TemplateStore.open(settings.gallery, key_file_for(settings), pack.fingerprint, pack.name, create=False)
 
 
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
@@ -257,7 +254,7 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
     settings = _settings(args, gallery=args.gallery)
     invalid = 0
     with contextlib.ExitStack() as stack:
-        store, _ = _open_store(settings)
+        store = _open_store(settings)
         stack.callback(store.close)
         trail = open_trail(settings, store.model_fingerprint, lambda: store.version, create_keys=True)
         stack.callback(trail.close)
@@ -278,7 +275,7 @@ def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
     from fr_gateway.search.faiss_index import FlatIndex
 
     settings = _settings(args, gallery=args.gallery)
-    store, _ = _open_store(settings)
+    store = _open_store(settings)
     threshold = args.threshold or resolve_thresholds(settings, load_pack(settings)).identify.value
     try:
         index = FlatIndex(store.dim)
@@ -302,7 +299,7 @@ def cmd_gallery_sync(args: argparse.Namespace) -> int:
     if spec is None:
         raise ValueError("gallery sync keeps a Milvus collection in step with the store: set search_backend = "
                          "milvus and milvus_uri")
-    store, _ = _open_store(settings)
+    store = _open_store(settings)
     with contextlib.ExitStack() as stack:
         stack.callback(store.close)
         index = MilvusIndex.connect(spec, store.dim, store.model_fingerprint)
@@ -316,7 +313,8 @@ def cmd_gallery_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    store, keys = _open_store(_settings(args, gallery=args.gallery))
+    store = _open_store(_settings(args, gallery=args.gallery))
+    keys = store.keys
     try:
         new = keys.add_active()
         keys.save()  # first: a crash while resealing leaves records under keys the file still holds
@@ -377,23 +375,29 @@ def _audit_folder(args: argparse.Namespace) -> Path:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from fr_gateway.audit import witness
     from fr_gateway.audit.keys import AuditorKeys
     from fr_gateway.audit.verify import verify
 
-    report = verify(_audit_folder(args), AuditorKeys.load(args.keys, need_readers=False).signers)
+    signers = AuditorKeys.load(args.keys, need_readers=False).signers
+    report = verify(_audit_folder(args), signers, witnesses=witness.sources(Path(args.keys), args.witness, signers))
+    witness.record_seen(Path(args.keys), report.last_checkpoint, report.intact, signers)
     print(report.text())
     return EXIT_INPUT if report.wrong_keys else 0 if report.intact else EXIT_FAILED
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
+    from fr_gateway.audit import witness
     from fr_gateway.audit.export import Selection, export
     from fr_gateway.audit.keys import AuditorKeys
 
     selection = Selection(args.start, args.end, args.camera, args.nik, args.operation)
     keys = AuditorKeys.load(args.keys)
+    witnesses = witness.sources(Path(args.keys), args.witness, keys.signers)
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(Path(args.out).open("w", newline="")) if args.out else sys.stdout
-        exported = export(_audit_folder(args), keys, out, args.format, selection)
+        exported = export(_audit_folder(args), keys, out, args.format, selection, witnesses)
+    witness.record_seen(Path(args.keys), exported.report.last_checkpoint, exported.report.intact, keys.signers)
     print(exported.report.text(), file=sys.stderr)
     print(f"exported {exported.written} records" + "".join(
         f"; {n} unreadable: {why}" for why, n in exported.unreadable.items()), file=sys.stderr)
@@ -594,12 +598,15 @@ def _add_audit(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> N
         keys_command.add_argument("--reader", action="store_true", help="only the reading key")
         keys_command.set_defaults(run=cmd_audit_keys)
     for name, run, text in (
-            ("verify", cmd_audit_verify, f"check the chain, signatures and head; exit {EXIT_FAILED} if damaged, "
-                                         f"{EXIT_INPUT} for keys that signed none of it or no log at --dir"),
+            ("verify", cmd_audit_verify, f"check the chain, signatures, head and witnesses; exit {EXIT_FAILED} if "
+                                         f"damaged or rolled back, {EXIT_INPUT} for keys that signed none of it or "
+                                         "no log at --dir"),
             ("export", cmd_audit_export, "decrypt and select records, with their integrity")):
         command = audit.add_parser(name, parents=[parents["common"]], help=text)
         command.add_argument("--dir", help="the audit log folder (default: the audit_dir setting)")
         command.add_argument("--keys", required=True, help="the auditor's key folder")
+        command.add_argument("--witness", type=Path, help="the witness file of the log's checkpoints (default: "
+                                                          "witness.jsonl in --keys, where the gateway keeps it)")
         command.set_defaults(run=run)
     export = audit.choices["export"]
     export.add_argument("--from", dest="start", type=_utc_time, help="UTC date or time, inclusive")
@@ -654,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     except SearchUnavailable as exc:
         log.error("%s", exc)
         return EXIT_UNREACHABLE
+    except GalleryRefused as exc:
+        log.error("refusing to open the gallery: %s", exc)
+        return EXIT_GALLERY
     except (FileNotFoundError, ValueError, OSError, KeyRingError, AuditKeyError, AuditUnavailable,
             CertificateError) as exc:
         log.error("%s", exc)

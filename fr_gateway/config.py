@@ -65,6 +65,9 @@ class Settings:
     # input limits
     max_image_bytes: int = 4 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    # pixels being decoded at once in all (about 15 bytes each while decoding): bounds the memory bomb images
+    # can take; a decode beyond it waits up to 5 s, then answers RESOURCE_EXHAUSTED (benchmarks/soak.md)
+    decode_budget_pixels: int = 80_000_000
     max_message_bytes: int = 16 * 1024 * 1024
     # search index: auto (exact flat up to 100k identities, pqfs beyond: every identity's 32-byte code scanned,
     # the best scored again with finer codes in memory, the best of those re-ranked exactly from the store), flat,
@@ -113,6 +116,12 @@ class Settings:
     audit_fsync: str = "always"
     audit_segment_mb: int = 64
     audit_checkpoint_s: float = 1.0
+    # where every signed checkpoint is also appended, outside the log's folder (another mount, the auditors'
+    # share): empty is witness.jsonl beside the auditor's keys (<audit_keys>/../audit-auditor); "off" for none
+    audit_witness: str = ""
+
+
+WITNESS_FILE = "witness.jsonl"  # the audit witness's default name, beside the auditor's keys
 
 
 def key_file_for(settings: Settings) -> Path:
@@ -128,6 +137,18 @@ def audit_keys_for(settings: Settings) -> Path:
     """The gateway's half of the audit keys (signing key, auditor's public key)."""
     return Path(settings.audit_keys) if settings.audit_keys else Path(settings.gallery).parent / "keys" / \
         "audit-gateway"
+
+
+def local_auditor_keys_for(settings: Settings) -> Path:
+    """Where a local set-up (plaintext mode, local commands) keeps the auditor's half of the audit keys."""
+    return audit_keys_for(settings).parent / "audit-auditor"
+
+
+def audit_witness_for(settings: Settings) -> Path | None:
+    """The witness file of the audit log's checkpoints; None when switched off."""
+    if settings.audit_witness == "off":
+        return None
+    return Path(settings.audit_witness) if settings.audit_witness else local_auditor_keys_for(settings) / WITNESS_FILE
 
 
 def _coerce(name: str, hint: Any, raw: Any) -> Any:

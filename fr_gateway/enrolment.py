@@ -8,6 +8,7 @@ import collections
 import csv
 import dataclasses
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PHOTO_NOT_FOUND = "PHOTO_NOT_FOUND"
 MANIFEST_ROW_INVALID = "MANIFEST_ROW_INVALID"
+BUSY_RETRIES = 5  # a run through a gateway that answers RESOURCE_EXHAUSTED is sent again after 2, 4, ... 32 s
 
 
 @dataclasses.dataclass
@@ -156,11 +158,25 @@ def run_enrolment(manifest: Path, rejects_path: Path, *, service: GatewayService
                   progress: bool = True) -> RunSummary:
     """In process with `service`, each enrolment audited in `trail` (tests and benchmarks may pass none),
     or through a gateway over `channel`, which audits."""
-    run = EnrolmentRun(manifest, rejects_path, progress)
-    try:
-        if service is not None:
+    if service is not None:
+        run = EnrolmentRun(manifest, rejects_path, progress)
+        try:
             return run.local(service, trail)
-        return run.remote(channel)
-    finally:
-        run.close()
+        finally:
+            run.close()
+    attempt = 0
+    while True:
+        attempt += 1
+        run = EnrolmentRun(manifest, rejects_path, progress)
+        try:
+            return run.remote(channel)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or attempt > BUSY_RETRIES:
+                raise
+            wait = 2 ** attempt
+            log.warning("the gateway is busy (%s): sending the manifest again in %d s; what it already enrolled is "
+                        "skipped as unchanged", exc.details(), wait)
+            time.sleep(wait)
+        finally:
+            run.close()
 

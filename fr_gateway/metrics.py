@@ -21,6 +21,9 @@ BATCH_SIZE = Histogram("frgateway_batch_size", "Items per micro-batch, by stage 
 FACES_EMBEDDED = Counter("frgateway_faces_embedded", "Faces through the recogniser (rate() gives faces/s)")
 QUEUE_DEPTH = Gauge("frgateway_queue_depth", "Items waiting for a micro-batching stage", ["stage"])
 OPEN_STREAMS = Gauge("frgateway_open_streams", "Streaming calls open now")
+AUDIT_CHECKPOINT = Gauge("frgateway_audit_checkpoint", "Number of the audit log's latest signed checkpoint: a "
+                                                       "witness of the log outside the host, when scraped")
+WITNESS_FAILURES = Counter("frgateway_audit_witness_failures", "Checkpoints the audit witness file did not take")
 RUNTIME = Info("frgateway_runtime", "Models, the ONNX Runtime execution providers and the thresholds in use")
 
 

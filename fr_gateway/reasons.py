@@ -23,6 +23,7 @@ class Reason(enum.Enum):
     ARGUMENT_INVALID = enum.auto()
     GATEWAY_OVERLOADED = enum.auto()
     SEARCH_UNAVAILABLE = enum.auto()
+    TEMPLATE_DAMAGED = enum.auto()
 
 
 # Reasons that mean the request itself was malformed (INVALID_ARGUMENT on unary calls).

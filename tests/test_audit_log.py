@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from fr_gateway.audit import chain
+from fr_gateway.audit import chain, witness
 from fr_gateway.audit.export import Selection, export, parse_time
 from fr_gateway.audit.keys import AuditKeyError, AuditorKeys, WriterKeys, issue
 from fr_gateway.audit.log import AuditLog, Fsync
+from fr_gateway.audit.trail import TLS_HANDSHAKE, AuditTrail, Caller
 from fr_gateway.audit.verify import verify
 
 SEGMENT = chain.segment_name
@@ -284,3 +285,108 @@ def test_rotation_by_size_and_interval_fsync(tmp_path, keys):
     write(folder, keys[0], 300, segment_bytes=16_000, fsync=Fsync.INTERVAL)
     report = check(folder, keys[1])
     assert report.intact and report.segments > 3 and report.records == 300
+
+
+def witnessed(folder: Path, gateway_keys: Path, witness_file: Path, segments: int = 3, per_segment: int = 40) -> None:
+    """`segments` runs of the gateway, each checkpointing after every record, with a witness file."""
+    for part in range(segments):
+        log = AuditLog(folder, WriterKeys.load(gateway_keys), checkpoint_seconds=0, witness_file=witness_file)
+        for n in range(part * per_segment, (part + 1) * per_segment):
+            log.append(event(n))
+        log.close()
+
+
+def checkpoint_lines(path: Path) -> list[int]:
+    return [i for i, line in enumerate(lines_of(path)) if b'"type":"checkpoint"' in line]
+
+
+def roll_back_to(folder: Path, segment: int, line_index: int) -> None:
+    """What a root on the host can do without any key: cut the log after an earlier checkpoint line and point
+    HEAD at it; every signature left is genuine."""
+    for number, path in chain.segments(folder):
+        if number > segment:
+            path.unlink()
+    path = folder / SEGMENT(segment)
+    kept = lines_of(path)[:line_index + 1]
+    path.write_bytes(b"".join(kept))
+    head = {"segment": segment, "line": line_index + 1, "checkpoint": json.loads(kept[-1])}
+    (folder / chain.HEAD).write_bytes(chain.encode(head))
+
+
+def test_a_log_rolled_back_to_an_earlier_checkpoint_is_found_by_the_witnesses(tmp_path, keys):
+    gateway_keys, auditor_keys = keys
+    witness_file = auditor_keys / witness.WITNESS_FILE  # the gateway's default: beside the auditor's keys
+    for attack in ("within the last segment", "the last segment deleted"):
+        folder = tmp_path / attack.replace(" ", "-")
+        (auditor_keys / witness.SEEN_FILE).unlink(missing_ok=True)
+        witness_file.unlink(missing_ok=True)
+        witnessed(folder, gateway_keys, witness_file)
+        if attack == "within the last segment":
+            roll_back_to(folder, 3, checkpoint_lines(folder / SEGMENT(3))[9])
+            missing = "records 91-120"
+        else:
+            roll_back_to(folder, 2, checkpoint_lines(folder / SEGMENT(2))[-1])
+            missing = "records 81-120"
+        alone = verify(folder, AuditorKeys.load(auditor_keys).signers)
+        assert alone.intact and "no witness checked" in alone.text()  # what the log alone cannot show
+
+        result = subprocess.run([sys.executable, "-m", "fr_gateway.cli", "audit", "verify", "--dir", str(folder),
+                                 "--keys", str(auditor_keys)], capture_output=True, text=True)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stdout.startswith("ROLLED BACK"), result.stdout
+        assert f"witness file {witness_file}" in result.stdout and f"{missing} and everything after" in result.stdout
+
+
+def test_the_auditors_own_record_finds_a_roll_back_without_the_witness_file(tmp_path, keys):
+    gateway_keys, auditor_keys = keys
+    folder = tmp_path / "log"
+    witnessed(folder, gateway_keys, tmp_path / "elsewhere" / witness.WITNESS_FILE, segments=2)
+    signers = AuditorKeys.load(auditor_keys).signers
+    first = verify(folder, signers, witnesses=witness.sources(auditor_keys, None, signers))
+    assert first.intact and "no witness checked" in first.text()
+    witness.record_seen(auditor_keys, first.last_checkpoint, first.intact, signers)
+    roll_back_to(folder, 2, checkpoint_lines(folder / SEGMENT(2))[5])
+    again = verify(folder, signers, witnesses=witness.sources(auditor_keys, None, signers))
+    assert not again.intact and "checkpoints seen by earlier verifications" in str(again.rolled_back[0])
+
+
+def test_a_record_forged_with_the_auditors_key_is_refused_by_the_gateway(tmp_path, keys):
+    """The auditor can decrypt, so can seal a record under the segment's key and chain it after the last
+    checkpoint; the gateway's record HMAC, which the auditor cannot make, gives it away at the next start."""
+    gateway_keys, auditor_keys = keys
+    folder = tmp_path / "log"
+    write(folder, gateway_keys, 10)
+    path = folder / SEGMENT(1)
+    header = json.loads(lines_of(path)[0])
+    data_key = chain.unwrap_data_key(header, next(iter(AuditorKeys.load(auditor_keys).readers.values())))
+    forged_event = {**event(99), "decision": "NO_MATCH", "note": "forged"}
+    forged = chain.seal_record(forged_event, data_key, 11, chain.line_hash(lines_of(path)[-1].rstrip(b"\n")),
+                               header["reader"], mac_key=b"a key the auditor made up" + bytes(7))
+    with path.open("ab") as handle:
+        handle.write(chain.encode(forged) + b"\n")
+    forged_line = len(lines_of(path))
+
+    write(folder, gateway_keys, 5, start=10)  # the gateway restarts, appends and signs
+    report = check(folder, keys[1])
+    assert not report.intact
+    assert f"{SEGMENT(1)} line {forged_line}: 1 lines from here on were not written by the gateway" in report.text()
+    rows, _ = exported(folder, auditor_keys)
+    assert [row["integrity"] for row in rows if row.get("note") == "forged"] == ["damaged"]
+    assert [row["seq"] for row in rows if row.get("note") != "forged"] == list(range(1, 16))
+    assert all(row["integrity"] == "signed" for row in rows if row.get("note") != "forged")
+
+
+def test_a_flood_of_refusals_is_summarised_not_written_one_by_one(tmp_path, keys):
+    trail = AuditTrail(AuditLog(tmp_path / "log", WriterKeys.load(keys[0])), "m" * 64, lambda: 0)
+    for n in range(400):  # garbage connections from many ports
+        trail.refusal(Caller("unknown", "", f"ipv4:127.0.0.1:{40000 + n}"), TLS_HANDSHAKE, "UNAUTHENTICATED",
+                      "WRONG_VERSION_NUMBER")
+    trail.refusal(Caller("camera/C", "camera", "ipv4:127.0.0.1:1"), "Identify", "PERMISSION_DENIED", "another kind")
+    trail.close()
+    rows, _ = exported(tmp_path / "log", keys[1])
+    handshakes = [row for row in rows if row["operation"] == TLS_HANDSHAKE]
+    assert len(handshakes) == 21 and [row["reason"] for row in handshakes].count("SUMMARY") == 1
+    summary = next(row for row in handshakes if row["reason"] == "SUMMARY")
+    assert summary["detail"].startswith("380 more refusals like the 20 recorded before them, within 10 s, from ")
+    assert "ipv4:127.0.0.1:40020" in summary["peer"] and summary["peer"].endswith(", ...")
+    assert [row["operation"] for row in rows].count("Identify") == 1

@@ -10,11 +10,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ENROLLED, fr_gateway, launch, leftover_processes, nik_for, photos, stop
 
 from fr_gateway import __version__
 from fr_gateway.cli import build_parser
+from fr_gateway.faces.models import locate_pack
+from fr_gateway.gallery.store import STORE_FILE, TemplateStore
+from fr_gateway.search.snapshot import SNAPSHOT_FILE
 
 
 @pytest.fixture
@@ -160,3 +164,31 @@ def test_the_leftover_check_finds_a_process_a_test_forgot(tmp_path):
         sleeper.kill()
         sleeper.wait()
     assert sleeper.pid not in leftover_processes(tmp_path)
+
+
+def test_a_gallery_that_lost_its_key_or_its_store_is_refused_in_every_mode(tmp_path):
+    """Never a new key over an existing gallery, never an empty gallery in place of a lost store, and the
+    reason printed with mutual TLS as without."""
+    pack = locate_pack()
+    gallery, key_file = tmp_path / "gallery", tmp_path / "keys" / "gallery.json"
+    store = TemplateStore.open(gallery, key_file, pack.fingerprint, pack.name)
+    store.upsert(nik_for(1), np.full(512, 512 ** -0.5, dtype=np.float32), {})
+    store.close()
+    key_file.rename(tmp_path / "key-backup.json")
+    assert fr_gateway("certs", "init", "--dir", str(tmp_path / "certs")).returncode == 0
+    assert fr_gateway("audit", "keys", "init", "--gateway", str(tmp_path / "keys" / "audit-gateway"),
+                      "--auditor", str(tmp_path / "auditor-keys")).returncode == 0
+    for mode in (["--insecure"], ["--certs", str(tmp_path / "certs")]):
+        result = fr_gateway("serve", *mode, "--gallery", str(gallery), "--listen", "127.0.0.1:0",
+                            "--metrics-listen", "")
+        assert result.returncode == 6, result.stderr
+        assert f"key file {key_file} does not exist" in result.stderr and "restore the key file" in result.stderr
+        assert not key_file.exists()
+
+    (tmp_path / "key-backup.json").rename(key_file)
+    (gallery / STORE_FILE).rename(tmp_path / "store-backup.sqlite3")
+    (gallery / SNAPSHOT_FILE).write_bytes(b"a saved index")
+    result = serve(tmp_path, "--listen", "127.0.0.1:0", "--metrics-listen", "")
+    assert result.returncode == 6, result.stderr
+    assert f"holds {SNAPSHOT_FILE} but no {STORE_FILE}: its template store is missing" in result.stderr
+    assert (gallery / SNAPSHOT_FILE).read_bytes() == b"a saved index"

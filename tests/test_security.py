@@ -123,6 +123,10 @@ def test_roles_are_deny_by_default(site):
 def test_a_camera_cannot_speak_for_another_camera(site):
     with site.channel(CAMERA) as channel:
         assert refused(lambda: identify(channel, "CAM-999")) == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as flooding:  # a megabyte of camera id is refused, not echoed
+            identify(channel, "X" * 2**20)
+        assert flooding.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert len(flooding.value.details()) < 300 and "(+1048512 characters)" in flooding.value.details()
         stream = recognition_pb2_grpc.RecognitionStub(channel).IdentifyStream(iter([
             recognition_pb2.IdentifyRequest(camera_id="CAM-017", face=loose(photos(*ENROLLED[0])[1])),
             recognition_pb2.IdentifyRequest(camera_id="CAM-999", face=loose(photos(*ENROLLED[0])[1])),
@@ -153,6 +157,9 @@ def test_the_auditor_verifies_and_exports_every_decision_and_refusal(site):
     refusals = [r for r in records if r["decision"] == "REFUSED"]
     spoof = [r for r in refusals if r["camera_id"] == "CAM-999"]
     assert spoof and {r["status"] for r in spoof} == {"PERMISSION_DENIED"}
+    flood = [r for r in refusals if r["camera_id"].startswith("XXXX")]
+    assert [r["camera_id"] for r in flood] == ["X" * 64 + "...(+1048512 characters)"]
+    assert len(flood[0]["detail"]) <= 512 + 40
     denied = {(r["caller"], r["operation"]) for r in refusals if r["status"] == "PERMISSION_DENIED"}
     assert {("verifier/V-1", "Identify"), ("auditor/AU-1", "Identify"), ("camera/CAM-017", "Remove")} <= denied
     handshakes = " | ".join(r["detail"] for r in by_operation["TLS handshake"])

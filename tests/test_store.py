@@ -1,4 +1,5 @@
-"""The template store: sealed at rest, bound to NIK and model, migrated from v1, keys rotate, keys guarded."""
+"""The template store: sealed at rest, bound to NIK and model, migrated from v1, keys rotate, keys guarded; a
+store, key and folder that do not belong together are refused, a damaged row is isolated, files are private."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 from conftest import nik_for
-from cryptography.exceptions import InvalidTag
 
 from fr_gateway.faces.models import locate_pack
-from fr_gateway.gallery.store import STORE_FILE, TemplateStore
+from fr_gateway.gallery.store import STORE_FILE, GalleryRefused, TemplateDamaged, TemplateStore
+from fr_gateway.search.snapshot import load_snapshot, save_snapshot
 from fr_gateway.security.keys import KEY_ENV, KeyRing, KeyRingError
 
 MODEL = "f" * 64
@@ -78,8 +79,10 @@ def test_a_sealed_record_moved_to_another_nik_does_not_open(tmp_path, keys):
         db.execute("UPDATE templates SET sealed = (SELECT sealed FROM templates WHERE nik = ?) WHERE nik = ?",
                    (nik_for(1), nik_for(2)))
     store = TemplateStore(tmp_path / "g", MODEL, "m.onnx", keys)
-    with pytest.raises(InvalidTag):
+    with pytest.raises(TemplateDamaged, match=f"NIK {nik_for(2)} is damaged"):
         store.get(nik_for(2))
+    assert store.get_many([nik_for(1), nik_for(2)]).keys() == {nik_for(1)}  # isolated: searches go on
+    assert [niks for niks, _ in store.iter_templates()] == [[nik_for(1)]] and store.damaged == {nik_for(2)}
 
 
 def test_wrong_key_cannot_read(tmp_path, keys):
@@ -87,8 +90,11 @@ def test_wrong_key_cannot_read(tmp_path, keys):
     store.upsert(nik_for(1), unit(1), {})
     store.close()
     other = TemplateStore(tmp_path / "g", MODEL, "m.onnx", KeyRing.load(tmp_path / "other.json"))
-    with pytest.raises(KeyRingError, match="not in the key ring"):
+    with pytest.raises(TemplateDamaged, match="not in the key ring"):
         other.get(nik_for(1))
+    other.close()
+    with pytest.raises(GalleryRefused, match=r"which the key ring .* does not hold: is it this gallery's key file"):
+        TemplateStore.open(tmp_path / "g", tmp_path / "other.json", MODEL, "m.onnx")
 
 
 def test_environment_key_seals_and_opens(tmp_path):
@@ -124,6 +130,7 @@ def test_v1_gallery_is_migrated_without_loss(tmp_path, keys):
             ("schema_version", "1"), ("model_sha256", MODEL), ("model_name", "m.onnx"), ("created_at", "2026")])
         db.executemany("INSERT INTO templates VALUES (?, ?, ?, ?, ?, ?)", [
             (nik_for(n), unit(n).tobytes(), MODEL, "2026-01-01", None, json.dumps({"n": str(n)})) for n in range(5)])
+    os.chmod(folder / STORE_FILE, 0o600)
     store = TemplateStore(folder, MODEL, "m.onnx", keys)
     assert len(store) == 5
     assert all(np.array_equal(store.get(nik_for(n)), unit(n)) for n in range(5))
@@ -154,3 +161,47 @@ def test_keys_rotate_reseals_and_retires(tmp_path):
     store = TemplateStore(gallery, pack.fingerprint, pack.name, rotated)
     assert store.key_ids_in_use() == {rotated.active}
     assert np.array_equal(store.get(nik_for(7)), unit(7))
+
+
+def test_a_new_gallery_is_private_and_an_exposed_store_is_refused(tmp_path):
+    store = TemplateStore.open(tmp_path / "g", tmp_path / "keys" / "g.json", MODEL, "m.onnx")
+    store.upsert(nik_for(1), unit(1), {})
+    store.close()
+    assert oct((tmp_path / "g").stat().st_mode & 0o777) == "0o700"
+    for path in (tmp_path / "g").iterdir():  # the database, and SQLite's WAL and shared memory beside it
+        assert oct(path.stat().st_mode & 0o777) == "0o600", path.name
+    os.chmod(tmp_path / "g" / STORE_FILE, 0o644)
+    with pytest.raises(GalleryRefused, match=r"template store .* is readable by others .*chmod 600"):
+        TemplateStore.open(tmp_path / "g", tmp_path / "keys" / "g.json", MODEL, "m.onnx")
+
+
+def test_a_lost_key_is_refused_and_never_replaced(tmp_path):
+    key_file = tmp_path / "keys" / "g.json"
+    TemplateStore.open(tmp_path / "g", key_file, MODEL, "m.onnx").close()
+    key_file.unlink()
+    with pytest.raises(GalleryRefused, match=r"does not exist.*restore the key file from its backup"):
+        TemplateStore.open(tmp_path / "g", key_file, MODEL, "m.onnx")
+    assert not key_file.exists()
+
+
+def test_a_folder_that_lost_its_store_is_refused_and_left_as_it_is(tmp_path):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "index.faiss.sealed").write_bytes(b"the only other copy")
+    with pytest.raises(GalleryRefused, match=r"holds index\.faiss\.sealed but no templates\.sqlite3"):
+        TemplateStore.open(tmp_path / "g", tmp_path / "keys" / "g.json", MODEL, "m.onnx")
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["index.faiss.sealed"]
+    assert not (tmp_path / "keys").exists()
+
+
+def test_a_saved_index_is_private_and_one_damaged_or_exposed_is_rebuilt_not_trusted(tmp_path, keys):
+    header = {"store_version": 3, "count": 1}
+    path = save_snapshot(b"index bytes", tmp_path, header, keys)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert load_snapshot(tmp_path, header, keys) == b"index bytes"
+    content = path.read_bytes()
+    key_line = content.index(b"\n") + 1
+    path.write_bytes(content[:key_line] + b"\xff" + content[key_line + 1:])  # a flipped byte in the key id
+    assert load_snapshot(tmp_path, header, keys) is None
+    save_snapshot(b"index bytes", tmp_path, header, keys)
+    os.chmod(path, 0o644)
+    assert load_snapshot(tmp_path, header, keys) is None

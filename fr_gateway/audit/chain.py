@@ -4,14 +4,22 @@ A log is a folder of segments (segment-00000001.jsonl, ...) and a HEAD file. Eve
 JSON entry that names the SHA-256 of the line before it (across segments too), so the lines form one chain:
   header      opens a segment: its number, the segment's data key wrapped for the auditor, signed
   record      one audited event, AES-256-GCM under the segment's data key, with its sequence number
-  checkpoint  an Ed25519 signature over the chain so far (the hash of the line before it and the last seq)
-HEAD holds a copy of the latest checkpoint, so a log cut short at a line boundary is still detected.
+  checkpoint  an Ed25519 signature over the chain so far (the hash of the line before it and the last seq), with
+              its own number (one more than the previous checkpoint's), its segment and line, and the log's id
+HEAD holds a copy of the latest checkpoint, so a log cut short at a line boundary is still detected. A witness
+file outside the log (witness.py) receives every checkpoint too, so a log rolled back to an older checkpoint,
+HEAD included, is found by comparing it with the newest checkpoint the witness holds.
+
+Every record also carries an HMAC under a key derived from the gateway's signing key: the auditor, who can
+decrypt (and so could re-encrypt) records, cannot make one the gateway accepts; after a restart the gateway
+checks the records after the last checkpoint before it signs over them.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -97,10 +105,21 @@ def record_aad(seq: int, prev: str, reader_id: str) -> bytes:
     return f"{seq}|{prev}|{reader_id}".encode()
 
 
-def seal_record(event: dict, data_key: bytes, seq: int, prev: str, reader_id: str) -> dict:
+def seal_record(event: dict, data_key: bytes, seq: int, prev: str, reader_id: str, mac_key: bytes) -> dict:
     nonce = secrets.token_bytes(NONCE)
     sealed = AESGCM(data_key).encrypt(nonce, encode(event), record_aad(seq, prev, reader_id))
-    return {"type": "record", "seq": seq, "prev": prev, "reader": reader_id, "ct": b64(nonce + sealed)}
+    entry = {"type": "record", "seq": seq, "prev": prev, "reader": reader_id, "ct": b64(nonce + sealed)}
+    return {**entry, "mac": _mac(entry, mac_key)}
+
+
+def _mac(entry: dict, mac_key: bytes) -> str:
+    return hmac.new(mac_key, encode(entry), hashlib.sha256).hexdigest()
+
+
+def mac_valid(entry: dict, mac_key: bytes) -> bool:
+    """The record was written by the gateway that holds `mac_key` (the auditor cannot make one)."""
+    body = {k: v for k, v in entry.items() if k != "mac"}
+    return isinstance(entry.get("mac"), str) and hmac.compare_digest(entry["mac"], _mac(body, mac_key))
 
 
 def open_record(entry: dict, data_key: bytes) -> dict:

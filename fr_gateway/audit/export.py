@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -115,7 +116,7 @@ def _csv_row(event: dict) -> dict:
 
 
 def export(folder: str | Path, keys: AuditorKeys, out: TextIO, output_format: str = "jsonl",
-           selection: Selection = Selection()) -> Exported:
+           selection: Selection = Selection(), witnesses: Sequence[tuple[str, dict[str, dict]]] = ()) -> Exported:
     """Write the selected records to `out`; JSON Lines opens with the verification result, CSV carries it in
     the integrity and log_intact columns of every row."""
     selected: list[tuple[str, dict]] = []
@@ -126,7 +127,7 @@ def export(folder: str | Path, keys: AuditorKeys, out: TextIO, output_format: st
         if event is not None and selection.wants(event):
             selected.append((place, {"seq": entry["seq"], **event}))
 
-    report = verify(folder, keys.signers, visit)
+    report = verify(folder, keys.signers, visit, witnesses)
     for place in reader.altered:
         report.problem(place, "the record fails authentication: its ciphertext was altered")
     exported = Exported(report, unreadable=reader.unreadable)

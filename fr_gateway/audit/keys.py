@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import stat
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from fr_gateway.security.keys import exposed
 
 SIGNING_KEY = "signing.key"
 READER_PUBLIC = "reader.pub"
@@ -54,9 +56,8 @@ def _public_pem(key: Ed25519PublicKey | X25519PublicKey) -> bytes:
 def _read_private(path: Path):
     if not path.is_file():
         raise AuditKeyError(f"audit key {path} does not exist: run `fr-gateway audit keys init`")
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise AuditKeyError(f"audit key {path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
+    if why := exposed(path, "audit key"):
+        raise AuditKeyError(why)
     return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
 
@@ -84,6 +85,13 @@ class WriterKeys:
     @property
     def signer_id(self) -> str:
         return signer_id(self.signing.public_key())
+
+    @property
+    def mac_key(self) -> bytes:
+        """The key of every record's HMAC, derived from the signing key: only the gateway holds it."""
+        raw = self.signing.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                         serialization.NoEncryption())
+        return HKDF(hashes.SHA256(), 32, salt=None, info=b"fr-gateway audit record mac").derive(raw)
 
     @property
     def reader_id(self) -> str:

@@ -17,8 +17,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from fr_gateway.audit import chain
+from fr_gateway.audit import chain, witness
 from fr_gateway.audit.keys import WriterKeys
+from fr_gateway.metrics import AUDIT_CHECKPOINT, WITNESS_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,18 @@ def _fsync_folder(folder: Path) -> None:
 
 
 class _Tail:
-    """Where the chain stands at the end of the existing segments: the last complete line and seq."""
+    """Where the chain stands at the end of the existing segments: the last line and seq to continue from, the
+    last checkpoint's number and the log's id. Records after the last checkpoint that fail their HMAC were not
+    written by this gateway: they are refused, and the chain goes on from the line before them."""
 
-    def __init__(self, folder: Path) -> None:
-        self.segment, self.prev, self.seq = 0, chain.GENESIS, 0
+    def __init__(self, folder: Path, mac_key: bytes) -> None:
+        self.segment, self.prev, self.seq, self.checkpoint = 0, chain.GENESIS, 0, 0
         self.torn: dict[str, Any] | None = None
-        for number, path in reversed(chain.segments(folder)):
+        self.refused: dict[str, Any] | None = None
+        found = chain.segments(folder)
+        self.log_id = _first_line_hash(found[0][1]) if found and found[0][0] == 1 else None
+        seq_found = checkpoint_found = False
+        for number, path in reversed(found):
             data = path.read_bytes()
             complete = data[:data.rfind(b"\n") + 1]
             lines = complete.splitlines()
@@ -65,13 +72,30 @@ class _Tail:
                 kept = sum(len(line) + 1 for line in lines)
                 if kept < len(data):
                     self.torn = {"segment": number, "line": len(lines) + 1, "bytes": len(data) - kept}
-            if lines:
-                if self.prev == chain.GENESIS:  # the newest line written: the next segment chains to it
-                    self.prev = chain.line_hash(lines[-1])
-                self.seq = self._last_seq(lines)
-                if self.seq or number == 1:
-                    return
-            # a segment that never got past its header: its predecessor holds the last seq
+            if lines and self.prev == chain.GENESIS:  # the newest lines written: the next segment chains to them
+                lines = self._authenticated(number, lines, mac_key)
+                self.prev = chain.line_hash(lines[-1])
+            entries = [json.loads(line) for line in lines]
+            if not seq_found and (seq := self._last(entries, "record", "seq")):
+                self.seq, seq_found = seq, True
+            if not checkpoint_found and (checkpoint := self._last(entries, "checkpoint", "number")):
+                self.checkpoint, checkpoint_found = checkpoint, True
+            if seq_found and checkpoint_found:
+                return
+            # a segment that never got past its header: its predecessors hold the last seq and checkpoint
+
+    def _authenticated(self, number: int, lines: list[bytes], mac_key: bytes) -> list[bytes]:
+        """`lines` up to the first record after the last checkpoint whose HMAC fails (segments written before
+        records carried one are taken as they are)."""
+        entries = [json.loads(line) for line in lines]
+        if not entries[0].get("macs"):
+            return lines
+        signed = max(i for i, entry in enumerate(entries) if entry.get("type") in ("header", "checkpoint"))
+        for index in range(signed + 1, len(entries)):
+            if not chain.mac_valid(entries[index], mac_key):
+                self.refused = {"segment": number, "line": index + 1, "lines": len(lines) - index}
+                return lines[:index]
+        return lines
 
     @staticmethod
     def _parses(line: bytes) -> bool:
@@ -81,19 +105,26 @@ class _Tail:
             return False
 
     @staticmethod
-    def _last_seq(lines: list[bytes]) -> int:
-        for line in reversed(lines):
-            entry = json.loads(line)
-            if "seq" in entry and entry.get("type") != "header":
-                return int(entry["seq"])
+    def _last(entries: list[dict], kind: str, field: str) -> int:
+        for entry in reversed(entries):
+            if entry.get("type") == kind and isinstance(entry.get(field), int):
+                return int(entry[field])
         return 0
+
+
+def _first_line_hash(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        line = handle.readline()
+    return chain.line_hash(line[:-1]) if line.endswith(b"\n") else None
 
 
 class AuditLog:
     """Thread-safe `append(event)`; one writer thread does the encryption, hashing, writing and signing."""
 
     def __init__(self, folder: str | Path, keys: WriterKeys, fsync: Fsync = Fsync.ALWAYS,
-                 segment_bytes: int = 64 * 2**20, checkpoint_seconds: float = 1.0, queue_limit: int = 10_000) -> None:
+                 segment_bytes: int = 64 * 2**20, checkpoint_seconds: float = 1.0, queue_limit: int = 10_000,
+                 witness_file: Path | None = None) -> None:
+        """`witness_file`: where every checkpoint is also appended, outside the log's folder (witness.py)."""
         self.folder = Path(folder)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = (self.folder / ".writer.lock").open("w")
@@ -103,6 +134,8 @@ class AuditLog:
             self._lock.close()
             raise AuditUnavailable(f"audit log {self.folder} is being written by another process") from exc
         self._keys = keys
+        self._mac_key = keys.mac_key
+        self._witness_file = witness_file
         self._fsync = fsync
         self._segment_bytes = segment_bytes
         self._checkpoint_seconds = checkpoint_seconds
@@ -113,14 +146,20 @@ class AuditLog:
         self._written = 0  # records written (and on disk, under ALWAYS)
         self._failure: BaseException | None = None
         self._closing = False
-        tail = _Tail(self.folder)
+        tail = _Tail(self.folder, self._mac_key)
         if tail.torn:
             log.warning("audit segment %s was torn at line %d (%d bytes, a crash mid-append): continuing the "
                         "chain in a new segment", tail.torn["segment"], tail.torn["line"], tail.torn["bytes"])
-        self.seq, self._prev = tail.seq, tail.prev
+        if tail.refused:
+            log.error("audit segment %s holds %d lines from line %d on that this gateway did not write (their HMAC "
+                      "fails): refusing to sign them; the chain goes on from the line before them, and the new "
+                      "segment's signed header names them for the auditor", tail.refused["segment"],
+                      tail.refused["lines"], tail.refused["line"])
+        self.seq, self._prev, self.log_id = tail.seq, tail.prev, tail.log_id
         self._checkpointed_seq = tail.seq
+        self._checkpoint_number = tail.checkpoint
         self._last_checkpoint = time.monotonic()
-        self._open_segment(tail.segment + 1, recovered=tail.torn)
+        self._open_segment(tail.segment + 1, recovered=tail.torn, refused=tail.refused)
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -187,16 +226,18 @@ class AuditLog:
         self._prev = chain.line_hash(line)
         self._line += 1
 
-    def _open_segment(self, number: int, recovered: dict | None) -> None:
+    def _open_segment(self, number: int, recovered: dict | None, refused: dict | None = None) -> None:
         self._segment, self._line = number, 0
         self._data_key = secrets.token_bytes(32)
         path = self.folder / chain.segment_name(number)
         self._handle = path.open("xb", buffering=1 << 20)
         header = {"type": "header", "segment": number, "prev": self._prev, "created": utc_now(),
                   "signer": self._keys.signer_id, "reader": self._keys.reader_id, "next_seq": self.seq + 1,
-                  "recovered": recovered,
+                  "recovered": recovered, "refused": refused, "macs": True,
                   **chain.wrap_data_key(self._data_key, self._keys.reader, self._keys.reader_id, number)}
         self._emit(chain.signed(header, self._keys.signing))
+        if self.log_id is None:  # a new log: its id is the hash of its first line
+            self.log_id = self._prev
         self._handle.flush()
         os.fsync(self._handle.fileno())
         _fsync_folder(self.folder)
@@ -206,7 +247,8 @@ class AuditLog:
             if self._handle.tell() >= self._segment_bytes:
                 self._rotate()
             self.seq += 1
-            self._emit(chain.seal_record(event, self._data_key, self.seq, self._prev, self._keys.reader_id))
+            self._emit(chain.seal_record(event, self._data_key, self.seq, self._prev, self._keys.reader_id,
+                                         self._mac_key))
         self._handle.flush()
         if self._fsync is Fsync.ALWAYS:
             os.fsync(self._handle.fileno())
@@ -225,8 +267,11 @@ class AuditLog:
         self._last_checkpoint = time.monotonic()
         if self.seq == self._checkpointed_seq:
             return
-        entry = chain.signed({"type": "checkpoint", "seq": self.seq, "prev": self._prev, "time": utc_now(),
-                              "signer": self._keys.signer_id}, self._keys.signing)
+        self._checkpoint_number += 1
+        entry = chain.signed({"type": "checkpoint", "number": self._checkpoint_number, "seq": self.seq,
+                              "prev": self._prev, "time": utc_now(), "signer": self._keys.signer_id,
+                              "log": self.log_id, "segment": self._segment, "line": self._line + 1},
+                             self._keys.signing)
         self._emit(entry)
         self._handle.flush()
         if self._fsync is not Fsync.NEVER:
@@ -239,3 +284,15 @@ class AuditLog:
             with temporary.open("rb+") as handle:
                 os.fsync(handle.fileno())
         os.replace(temporary, self.folder / chain.HEAD)
+        AUDIT_CHECKPOINT.set(self._checkpoint_number)
+        if self._witness_file is not None:
+            self._witness(entry)
+
+    def _witness(self, checkpoint: dict) -> None:
+        """A witness that cannot be written does not stop decisions; it is logged and counted."""
+        try:
+            witness.append(self._witness_file, checkpoint, self._fsync is not Fsync.NEVER)
+        except OSError as exc:
+            WITNESS_FAILURES.inc()
+            log.error("audit witness %s not written (checkpoint %d): %s", self._witness_file,
+                      checkpoint["number"], exc)

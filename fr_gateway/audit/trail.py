@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 
 from fr_gateway.audit.keys import SIGNING_KEY, WriterKeys, issue
 from fr_gateway.audit.log import AuditLog, Fsync, utc_now
-from fr_gateway.config import Settings, audit_dir_for, audit_keys_for
+from fr_gateway.config import Settings, audit_dir_for, audit_keys_for, audit_witness_for, local_auditor_keys_for
 from fr_gateway.contract import gallery_pb2, recognition_pb2
 from fr_gateway.metrics import REQUESTS, timed
 
@@ -23,6 +24,16 @@ TLS_HANDSHAKE = "TLS handshake"
 OPERATIONS = (*(method.name for module, service in ((recognition_pb2, "Recognition"), (gallery_pb2, "Gallery"))
                 for method in module.DESCRIPTOR.services_by_name[service].methods),
               "Check", "Watch", "ServerReflectionInfo", TLS_HANDSHAKE)
+
+
+# The longest a caller-given text is written into a record or echoed in a status, in characters: NIK and camera
+# id by their rules, the rest by what a legitimate caller needs. A caller can never make a record large.
+FIELD_LIMITS = {"request_id": 128, "camera_id": 64, "nik": 16, "detail": 512}
+
+
+def bounded(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with a note of how many more there were."""
+    return text if len(text) <= limit else f"{text[:limit]}...(+{len(text) - limit} characters)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,25 +69,54 @@ class Outcome:
     threshold: float | None = None
 
 
+@dataclasses.dataclass
+class _Flood:
+    """Refusals of one kind within one window: the first REFUSALS_PER_WINDOW are recorded one by one, the rest
+    counted, with a few of their peers, into one summary record."""
+
+    started: float
+    seen: int = 0
+    peers: set[str] = dataclasses.field(default_factory=set)
+
+    @property
+    def summarised(self) -> int:
+        return max(0, self.seen - REFUSALS_PER_WINDOW)
+
+
+REFUSALS_PER_WINDOW = 20
+FLOOD_WINDOW_S = 10.0
+SUMMARY_PEERS = 10
+
+
 class AuditTrail:
-    """Appends one event per decision or refusal; with no log (audit switched off) it records nothing."""
+    """Appends one event per decision or refusal; with no log (audit switched off) it records nothing. A flood
+    of refusals (garbage connections, a client over its limit) is recorded in counted summaries, so it cannot
+    grow the log faster than decisions do."""
 
     def __init__(self, log: AuditLog | None, model: str, gallery_version: Callable[[], int]) -> None:
         self.log = log
         self._model = model
         self._gallery_version = gallery_version
+        self._floods: dict[tuple[str, str], _Flood] = {}
+        self._lock = threading.Lock()
 
     def record(self, caller: Caller, operation: str, outcome: Outcome, *, request_id: str = "",
                camera_id: str = "", started: float | None = None) -> None:
         """`started` is a time.perf_counter() value taken when the call arrived, for the latency field. Every
         decision and refusal passes here, so this is also where they are counted for the metrics."""
         REQUESTS.labels(operation, outcome.decision).inc()
+        self._write(caller, operation, outcome, request_id, camera_id, started)
+
+    def _write(self, caller: Caller, operation: str, outcome: Outcome, request_id: str = "", camera_id: str = "",
+               started: float | None = None) -> None:
         if self.log is None:
             return
+        given = {"request_id": request_id, "camera_id": camera_id, "nik": outcome.nik, "detail": outcome.detail}
+        given = {field: bounded(text, FIELD_LIMITS[field]) for field, text in given.items()}
         event = {
-            "time": utc_now(), "request_id": request_id, "caller": caller.identity, "role": caller.role,
-            "peer": caller.peer, "camera_id": camera_id, "operation": operation, "decision": outcome.decision,
-            "status": outcome.status, "reason": outcome.reason, "detail": outcome.detail, "nik": outcome.nik,
+            "time": utc_now(), "caller": caller.identity, "role": caller.role, "peer": caller.peer,
+            "operation": operation, "decision": outcome.decision, "status": outcome.status, "reason": outcome.reason,
+            **given,
             "candidates": [{"nik": nik, "score": round(score, 4)} for nik, score in outcome.candidates],
             "score": None if outcome.score is None else round(outcome.score, 4), "threshold": outcome.threshold,
             "model": self._model, "gallery_version": self._gallery_version(),
@@ -87,10 +127,36 @@ class AuditTrail:
 
     def refusal(self, caller: Caller, operation: str, status: str, detail: str, camera_id: str = "",
                 started: float | None = None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            flood = self._floods.get((operation, status))
+            ended = flood if flood is not None and now - flood.started >= FLOOD_WINDOW_S else None
+            if flood is None or ended is not None:
+                flood = self._floods[(operation, status)] = _Flood(now)
+            flood.seen += 1
+            if flood.summarised and len(flood.peers) < SUMMARY_PEERS:
+                flood.peers.add(caller.peer)
+        if ended is not None and ended.summarised:
+            self._summary(operation, status, ended)
+        if flood.summarised:
+            REQUESTS.labels(operation, "REFUSED").inc()  # counted now, recorded in the window's summary
+            return
         self.record(caller, operation, Outcome("REFUSED", status=status, detail=detail), camera_id=camera_id,
                     started=started)
 
+    def _summary(self, operation: str, status: str, flood: _Flood) -> None:
+        peers = ", ".join(sorted(flood.peers)) + (", ..." if flood.summarised > len(flood.peers) else "")
+        self._write(Caller("summary", "", peers), operation, Outcome(
+            "REFUSED", status=status, reason="SUMMARY", detail=f"{flood.summarised} more refusals like the "
+            f"{REFUSALS_PER_WINDOW} recorded before them, within {FLOOD_WINDOW_S:.0f} s, from {peers}"))
+
     def close(self) -> None:
+        """Record what floods were summarising, then close the log."""
+        with self._lock:
+            floods, self._floods = self._floods, {}
+        for (operation, status), flood in floods.items():
+            if flood.summarised:
+                self._summary(operation, status, flood)
         if self.log is not None:
             self.log.close()
 
@@ -103,7 +169,7 @@ def open_trail(settings: Settings, model: str, gallery_version: Callable[[], int
         return AuditTrail(None, model, gallery_version)
     folder = audit_keys_for(settings)
     if create_keys and not (folder / SIGNING_KEY).exists():
-        auditor = folder.parent / "audit-auditor"
+        auditor = local_auditor_keys_for(settings)
         issue(folder, auditor)
         log.warning("created audit keys: the gateway's in %s, the auditor's in %s; in production the auditor "
                     "keeps theirs elsewhere (see `fr-gateway audit keys init`)", folder, auditor)
@@ -111,5 +177,9 @@ def open_trail(settings: Settings, model: str, gallery_version: Callable[[], int
         fsync = Fsync(settings.audit_fsync)
     except ValueError as exc:
         raise ValueError(f"audit_fsync {settings.audit_fsync!r}: one of always, interval, never") from exc
+    witness_file = audit_witness_for(settings)
+    if witness_file is None:
+        log.warning("AUDIT WITNESS OFF: a log rolled back to an older checkpoint cannot be told from an intact one")
     return AuditTrail(AuditLog(audit_dir_for(settings), WriterKeys.load(folder), fsync,
-                               settings.audit_segment_mb * 2**20, settings.audit_checkpoint_s), model, gallery_version)
+                               settings.audit_segment_mb * 2**20, settings.audit_checkpoint_s,
+                               witness_file=witness_file), model, gallery_version)

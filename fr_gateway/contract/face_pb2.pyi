@@ -39,6 +39,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ARGUMENT_INVALID: _ClassVar[Reason]
     GATEWAY_OVERLOADED: _ClassVar[Reason]
     SEARCH_UNAVAILABLE: _ClassVar[Reason]
+    TEMPLATE_DAMAGED: _ClassVar[Reason]
 CROP_KIND_UNSPECIFIED: CropKind
 ALIGNED: CropKind
 LOOSE: CropKind
@@ -65,6 +66,7 @@ NIK_NOT_ENROLLED: Reason
 ARGUMENT_INVALID: Reason
 GATEWAY_OVERLOADED: Reason
 SEARCH_UNAVAILABLE: Reason
+TEMPLATE_DAMAGED: Reason
 
 class Face(_message.Message):
     __slots__ = ("image", "kind")

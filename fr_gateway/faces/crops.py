@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 
 import numpy as np
 
 from fr_gateway.faces.detector import ALIGNED_SIZE, DetectedFace, align
-from fr_gateway.faces.images import decode_image
+from fr_gateway.faces.images import PixelBudget, decode_image
 from fr_gateway.faces.quality import QualityGate
 from fr_gateway.metrics import timed
 from fr_gateway.reasons import Problem, Reason
@@ -25,6 +26,7 @@ class CropKind(enum.Enum):
 class ImageLimits:
     max_bytes: int
     max_pixels: int
+    budget: PixelBudget | None = None  # shared by every decode in the process
 
 
 class FaceCropper:
@@ -39,10 +41,12 @@ class FaceCropper:
         self._limits = limits
         self._enrol_dominance = enrol_dominance
 
-    def decode(self, data: bytes, kind: CropKind, *, enrolment: bool = False) -> np.ndarray:
-        """The decoded image. An ALIGNED crop is checked and gated here: it is ready to embed."""
+    def decode(self, data: bytes, kind: CropKind, *, enrolment: bool = False,
+               held: contextlib.ExitStack | None = None) -> np.ndarray:
+        """The decoded image. An ALIGNED crop is checked and gated here: it is ready to embed. Its share of the
+        decode budget is kept until `held` closes."""
         with timed("decode"):
-            image = decode_image(data, self._limits.max_bytes, self._limits.max_pixels)
+            image = decode_image(data, self._limits.max_bytes, self._limits.max_pixels, self._limits.budget, held)
         if kind is CropKind.ALIGNED:
             if image.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
                 raise Problem(Reason.IMAGE_NOT_ALIGNED,

@@ -63,6 +63,15 @@ class FaceDetector:
         """The model's session, for timing the model alone."""
         return self._scrfd.session
 
+    @staticmethod
+    def thumbnail(image: np.ndarray, side: int) -> np.ndarray:
+        """The image with its longer side at most `side`, for a cheap look (small inputs cost the detector less)."""
+        height, width = image.shape[:2]
+        scale = side / max(height, width)
+        if scale >= 1:
+            return image
+        return cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+
     def input_side(self, height: int, width: int) -> int:
         """Small images are searched at their own size (cheaper), large ones scaled down to max_side."""
         side = math.ceil(max(height, width) / STRIDE) * STRIDE

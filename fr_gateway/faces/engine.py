@@ -13,6 +13,7 @@ from fr_gateway.config import Settings
 from fr_gateway.faces.crops import FaceCropper, ImageLimits
 from fr_gateway.faces.detector import FaceDetector
 from fr_gateway.faces.embedder import FaceEmbedder
+from fr_gateway.faces.images import PixelBudget
 from fr_gateway.faces.models import (
     UNMEASURED,
     ModelPack,
@@ -107,5 +108,6 @@ def recogniser_layout(settings: Settings, providers: list[str]) -> RecogniserLay
 def build_cropper(settings: Settings) -> FaceCropper:
     gate = QualityGate(settings.det_score, settings.min_face_px, settings.min_blur, settings.max_yaw)
     enrol_gate = dataclasses.replace(gate, min_det_score=settings.enrol_min_det_score)
-    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels,
+                         PixelBudget(max(settings.decode_budget_pixels, settings.max_image_pixels)))
     return FaceCropper(gate, enrol_gate, limits, settings.enrol_dominance)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
+import time
 import warnings
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -14,9 +18,39 @@ from fr_gateway.reasons import Problem, Reason
 ACCEPTED_FORMATS = ("JPEG", "PNG")
 
 
-def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
+class PixelBudget:
+    """Pixels being decoded at once, across all requests. A small file can hold many pixels (a 115 KB PNG of
+    6000x6600), and decoding costs about 15 bytes a pixel while it runs (0.6 GB for that one): the per-image
+    limit cannot bound the gateway's memory, the total can. A decode waits for its share, up to `wait_s`."""
+
+    def __init__(self, pixels: int, wait_s: float = 5.0) -> None:
+        self.pixels = pixels
+        self._wait_s = wait_s
+        self._used = 0
+        self._condition = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserved(self, pixels: int) -> Iterator[None]:
+        give_up = time.monotonic() + self._wait_s
+        with self._condition:
+            while self._used and self._used + pixels > self.pixels:
+                if not self._condition.wait(give_up - time.monotonic()) and time.monotonic() >= give_up:
+                    raise Problem(Reason.GATEWAY_OVERLOADED, f"the decode budget of {self.pixels / 1e6:.0f} Mpx is "
+                                                             "taken by images being decoded: send it again later")
+            self._used += pixels
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._used -= pixels
+                self._condition.notify_all()
+
+
+def decode_image(data: bytes, max_bytes: int, max_pixels: int, budget: PixelBudget | None = None,
+                 held: contextlib.ExitStack | None = None) -> np.ndarray:
     """Return an HxWx3 uint8 BGR image. The size is read from the header first (Pillow, lazily), so a
-    20000x20000 image is refused without allocating its pixels."""
+    20000x20000 image is refused without allocating its pixels, and a large one waits for its share of the
+    `budget`, kept until `held` closes (while the pixels are in use) or else while it decodes."""
     if not data:
         raise Problem(Reason.IMAGE_EMPTY, "no image bytes")
     if len(data) > max_bytes:
@@ -36,7 +70,10 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
         raise Problem(Reason.IMAGE_EMPTY, f"image is {width}x{height}")
     if width * height > max_pixels:
         raise Problem(Reason.IMAGE_TOO_LARGE, f"image is {width}x{height}, the limit is {max_pixels} pixels")
-    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    reservation = budget.reserved(width * height) if budget else contextlib.nullcontext()
+    with contextlib.ExitStack() as decoding:
+        (held or decoding).enter_context(reservation)
+        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if pixels is None or pixels.size == 0:
         raise Problem(Reason.IMAGE_UNDECODABLE, f"{fmt} header is readable but the pixels are not")
     return pixels

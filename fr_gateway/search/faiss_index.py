@@ -21,6 +21,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import faiss
 import numpy as np
@@ -30,7 +31,9 @@ KINDS = ("flat", "pqfs", "ivfpq", "hnsw")
 EXACT_LIMIT = 100_000  # beyond, one exact scan of 2 KiB per identity takes tens of milliseconds
 MAX_LISTS = 4096  # training more lists takes tens of minutes of k-means on a small machine
 SMALL_BATCH = 8
+QUERY_BLOCK = 64  # flat: queries a matrix product takes at once (scores of 64 x 1M float32: 256 MB)
 HNSW_MIN = 1_000
+PQFS_TRAINING = 65_536  # principal components and 16 centroids a sub-quantiser learn little from more
 # Re-ranking needs exact templates by NIK; the store provides them.
 ExactTemplates = Callable[[Sequence[str]], dict[str, np.ndarray]]
 
@@ -48,8 +51,8 @@ class IndexSpec:
     kind: str = "auto"
     nlist: int = 0  # ivfpq inverted lists; 0 = about 2 * sqrt(size), a power of two, at most MAX_LISTS
     pq_bytes: int = 64  # ivfpq code size per identity
-    scan_bytes: int = 32  # pqfs code size per identity (16 bytes kept 0.97 of real identifications at 1M)
-    scan_shortlist: int = 300  # pqfs: the scan's best, scored again with finer codes (200 kept 0.998 at 1M)
+    scan_bytes: int = 24  # pqfs code size per identity (16 bytes lost 3 of 954 identifications at 1M, 24 none)
+    scan_shortlist: int = 0  # pqfs: the scan's best, scored again with finer codes; 0 = 1 in 1,000, at least 1,000
     refine_bytes: int = 64  # pqfs: the finer codes' size per identity, in memory
     refined: int = 10  # pqfs: the best of those, re-ranked exactly from the store
     nprobe: int = 0  # ivfpq lists searched per query; 0 = max(128, lists / 16)
@@ -66,8 +69,10 @@ class IndexSpec:
             return "flat"
         return kind
 
-    def training_size(self, size: int) -> int:
-        return 64 * self.lists(size)
+    def training_size(self, size: int, kind: str = "ivfpq") -> int:
+        """Templates the quantisers of `kind` learn from: a few dozen per inverted list."""
+        wanted = 64 * self.lists(size)
+        return min(wanted, PQFS_TRAINING) if kind == "pqfs" else wanted
 
     def lists(self, size: int) -> int:
         return self.nlist or min(MAX_LISTS, max(64, 2 ** round(math.log2(2 * math.sqrt(max(size, 1))))))
@@ -105,6 +110,9 @@ class FaissIndex:
     search). Subclasses choose the FAISS structure and how removal works."""
 
     kind = "flat"
+    # what the kind kept of the identifications exact search makes, on galleries shaped like real buffalo_s
+    # templates with real pairs planted (benchmarks/search.md)
+    measured = "exact: keeps every identification"
 
     def __init__(self, dim: int, index: faiss.Index | None = None, **_: object) -> None:
         self.dim = dim
@@ -115,8 +123,9 @@ class FaissIndex:
         return faiss.index_factory(self.dim, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
 
     def describe(self) -> str:
-        """Which index answers and how it searches, in words for the start-up log."""
-        return f"FAISS {self.kind} index in process, {self.how()}"
+        """Which index answers, how it searches and what it was measured to keep, for the start-up log and
+        `fr-gateway info`."""
+        return f"FAISS {self.kind} index in process, {self.how()}; {self.measured}"
 
     def how(self) -> str:
         return "exact"
@@ -195,19 +204,27 @@ class FlatIndex(FaissIndex):
     kind = "flat"
 
     def _raw_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """A few queries as one matrix product over FAISS's own storage: BLAS spreads it over every core, where
-        FAISS scans one query on one core (14.5 ms against numpy's 8.7 at 100k, benchmarks/search.md)."""
-        if len(queries) >= SMALL_BATCH or self._index.ntotal <= k:
+        """Queries as matrix products over FAISS's own storage, a block at a time: BLAS spreads them over every
+        core, where FAISS scans one query on one core and took 6.3 ms a query in batches of 32 at 100k against
+        numpy's 1.7 (benchmarks/search.md)."""
+        if self._index.ntotal <= k:
             return super()._raw_search(queries, k)
         with self._lock:
             flat = faiss.downcast_index(self._index.index)
             stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
             ids = faiss.rev_swig_ptr(self._index.id_map.data(), self._index.id_map.size())
-            scores = queries @ stored.T
-            top = np.argpartition(scores, -k, axis=1)[:, -k:]
-            picked = np.take_along_axis(scores, top, axis=1)
-            order = np.argsort(-picked, axis=1, kind="stable")
-            return np.take_along_axis(picked, order, axis=1), ids[np.take_along_axis(top, order, axis=1)]
+            found = [self._best(stored, queries[start:start + QUERY_BLOCK], k)
+                     for start in range(0, len(queries), QUERY_BLOCK)]
+        scores = np.concatenate([block_scores for block_scores, _ in found])
+        return scores, ids[np.concatenate([rows for _, rows in found])]
+
+    @staticmethod
+    def _best(stored: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = (stored @ queries.T).T  # a matrix-vector product for one query, as numpy's own brute force
+        top = np.argpartition(scores, -k, axis=1)[:, -k:]
+        picked = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-picked, axis=1, kind="stable")
+        return np.take_along_axis(picked, order, axis=1), np.take_along_axis(top, order, axis=1)
 
 
 class ReRankedIndex(FaissIndex):
@@ -238,72 +255,127 @@ class ReRankedIndex(FaissIndex):
         return ranked
 
 
+@dataclasses.dataclass
+class _Shard:
+    """The part of the gallery one core scans: its coarse and finer codes in one FAISS IndexRefine (which scores
+    the scan's shortlist with the finer codes in C++), and the NIK of each position in them."""
+
+    index: faiss.IndexRefine
+    ids: np.ndarray
+
+    def search(self, queries: np.ndarray, keep: int, shortlist: int) -> tuple[np.ndarray, np.ndarray]:
+        if not len(self.ids):
+            return np.full((len(queries), keep), -np.inf, np.float32), np.full((len(queries), keep), -1, np.int64)
+        faiss.omp_set_num_threads(1)  # one core a shard: the shards are the parallelism
+        params = faiss.IndexRefineSearchParameters(k_factor=max(1.0, shortlist / keep))
+        scores, positions = self.index.search(queries, keep, params=params)
+        return scores, np.where(positions >= 0, self.ids[np.maximum(positions, 0)], -1)
+
+    def remove(self, identifier: int) -> bool:
+        positions = np.flatnonzero(self.ids == identifier)
+        if not len(positions):
+            return False
+        chosen = faiss.IDSelectorArray(positions.astype(np.int64))  # both codes shift later positions down alike
+        self.index.base_index.remove_ids(chosen)
+        self.index.refine_index.remove_ids(chosen)
+        self.index.ntotal = self.index.base_index.ntotal
+        self.ids = np.delete(self.ids, positions)
+        return True
+
+
 class PqScanIndex(ReRankedIndex):
-    """Every identity's product-quantised code, scanned whole by the fast-scan kernels (4-bit codes in SIMD
-    registers): a scan of 32 bytes an identity costs about a tenth of an exact one, and nobody is left out of it.
-    The scan's best `scan_shortlist` are scored again in memory with finer codes, and only the best
-    `refined` of those are read from the store: reading 300 sealed rows a query cost more than the scan.
-    Removal is native in both."""
+    """Every identity's short code, scanned whole by FAISS's 4-bit fast-scan kernels over the templates'
+    principal components: nobody is left out of the scan.
+    The scan's shortlist (1 of every 1,000 identities, at least SHORTLIST_MIN) is scored again in memory with
+    finer codes, and only the best `refined` of those are read from the store. The gallery is split into one
+    shard per core, searched side by side: a single query then uses every core. Removal is native in both
+    codes."""
 
     kind = "pqfs"
-    REFINE_TRAINING = 65_536  # k-means of 16 centroids a sub-quantiser learns little from more
+    measured = "kept every identification exact search made at 100k, 1M and 10M (954 of 954; 57 of 57 real pairs)"
+    SHORTLIST_MIN = 1_000  # held every real identification at 1M with 24-byte codes (benchmarks/search.md)
+    MAX_SHARDS = 8
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
                  exact: ExactTemplates) -> None:
         super().__init__(dim, index, spec=spec, size=size, exact=exact)
-        # 4-bit codes of half the sub-vectors' size: as accurate here as 8-bit codes of the same bytes, and they
-        # train in a second where 8-bit ones took minutes (the factory's polysemous training, which only Hamming
-        # searches use, would take ten times longer)
-        self._refine = faiss.index_factory(dim, f"IDMap2,PQ{2 * spec.refine_bytes}x4", faiss.METRIC_INNER_PRODUCT)
-        faiss.downcast_index(self._refine.index).do_polysemous_training = False
-
-    def how(self) -> str:
-        return (f"every identity's {self._spec.scan_bytes}-byte code scanned, the best {self._spec.scan_shortlist} "
-                f"scored again with {self._spec.refine_bytes}-byte codes, the best {self._spec.refined} of those "
-                "re-ranked exactly")
+        self._shards: list[_Shard] = []
+        self._pool: ThreadPoolExecutor | None = None
 
     def _new_index(self) -> faiss.Index:
-        return faiss.index_factory(self.dim, f"IDMap,PQ{2 * self._spec.scan_bytes}x4fs", faiss.METRIC_INNER_PRODUCT)
+        """The trained, empty quantisers every shard starts from."""
+        quantisers = 2 * self._spec.scan_bytes  # 4-bit codes of 4 principal components each
+        # principal components dealt out so each sub-quantiser gets an even share of the variance: as accurate
+        # at 1M as FAISS's OPQ rotation, which took a minute to train on 20,000 templates here
+        components = faiss.PCAMatrix(self.dim, 4 * quantisers)
+        components.balanced_bins = quantisers
+        scan = faiss.index_factory(4 * quantisers, f"PQ{quantisers}x4fs", faiss.METRIC_INNER_PRODUCT)
+        base = faiss.IndexPreTransform(components, scan)
+        # 4-bit finer codes of half the sub-vectors' size train in a second where 8-bit ones took minutes; the
+        # factory's polysemous training, which only Hamming searches use, is skipped
+        finer = faiss.index_factory(self.dim, f"PQ{2 * self._spec.refine_bytes}x4", faiss.METRIC_INNER_PRODUCT)
+        faiss.downcast_index(finer).do_polysemous_training = False
+        return faiss.IndexRefine(base, finer)
 
-    @property
-    def trained(self) -> bool:
-        return bool(self._index.is_trained and self._refine.is_trained)
+    def how(self) -> str:
+        return (f"every identity's {self._spec.scan_bytes}-byte code scanned on {len(self._shards) or self._cores()} "
+                f"cores, the best {self._shortlist()} scored again with {self._spec.refine_bytes}-byte codes, the "
+                f"best {self._spec.refined} of those re-ranked exactly")
+
+    @staticmethod
+    def _cores() -> int:
+        return max(1, min(PqScanIndex.MAX_SHARDS, os.cpu_count() or 1))
+
+    def _shortlist(self) -> int:
+        return self._spec.scan_shortlist or max(self.SHORTLIST_MIN, len(self) // 1000)
 
     def train(self, sample: np.ndarray) -> None:
-        sample = _matrix(sample, self.dim)
+        super().train(sample)
         with self._lock:
-            self._index.train(sample)
-            self._refine.train(sample[: self.REFINE_TRAINING])
+            self._shards = [_Shard(faiss.clone_index(self._index), np.zeros(0, dtype=np.int64))
+                            for _ in range(self._cores())]
 
     def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
         templates, ids = _matrix(templates, self.dim), _ids(niks)
         with self._lock:
-            self._index.add_with_ids(templates, ids)
-            self._refine.add_with_ids(templates, ids)
+            offset = int(np.argmin([len(shard.ids) for shard in self._shards]))
+            for number, shard in enumerate(self._shards):  # every n-th row, starting with the smallest shard
+                chosen = slice((number - offset) % len(self._shards), None, len(self._shards))
+                shard.index.add(templates[chosen])
+                shard.ids = np.concatenate([shard.ids, ids[chosen]])
 
     def remove(self, nik: str) -> bool:
         with self._lock:
-            self._refine.remove_ids(_ids([nik]))
-            return self._index.remove_ids(_ids([nik])) > 0
+            return any(shard.remove(int(nik)) for shard in self._shards)
 
     def _shortlists(self, queries: np.ndarray, top_k: int) -> np.ndarray:
-        found = self._raw_search(queries, max(top_k, self._spec.scan_shortlist))[1]
-        keep = max(top_k, self._spec.refined)
-        shortlists = np.full((len(queries), keep), -1, dtype=np.int64)
+        keep, shortlist = max(top_k, self._spec.refined), -(-self._shortlist() // len(self._shards))
         with self._lock:
-            for row, (query, candidates) in enumerate(zip(queries, found, strict=True)):
-                candidates = candidates[candidates >= 0]
-                if len(candidates) > keep:
-                    scores = self._refine.reconstruct_batch(candidates) @ query
-                    candidates = candidates[np.argpartition(-scores, keep - 1)[:keep]]
-                shortlists[row, :len(candidates)] = candidates
-        return shortlists
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix="pqfs-shard")
+            found = list(self._pool.map(lambda shard: shard.search(queries, keep, shortlist), self._shards))
+        scores = np.concatenate([shard_scores for shard_scores, _ in found], axis=1)
+        ids = np.concatenate([shard_ids for _, shard_ids in found], axis=1)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
+        return np.take_along_axis(ids, best, axis=1)
 
     def _extra_arrays(self) -> dict[str, np.ndarray]:
-        return {"refine": faiss.serialize_index(self._refine)}
+        arrays = {}
+        for number, shard in enumerate(self._shards):
+            arrays[f"shard{number}"] = faiss.serialize_index(shard.index)
+            arrays[f"ids{number}"] = shard.ids
+        return arrays
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self._refine = faiss.deserialize_index(arrays["refine"])
+        self._shards = [_Shard(faiss.deserialize_index(arrays[f"shard{number}"]), arrays[f"ids{number}"])
+                        for number in range(sum(name.startswith("shard") for name in arrays))]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def __len__(self) -> int:
+        return sum(len(shard.ids) for shard in self._shards)
 
 
 class IvfPqIndex(ReRankedIndex):
@@ -311,6 +383,7 @@ class IvfPqIndex(ReRankedIndex):
     lists), so erasure leaves nothing behind."""
 
     kind = "ivfpq"
+    measured = "kept 0.86 of the identifications exact search made at 1M, 0.97 at 100k"
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
                  exact: ExactTemplates) -> None:
@@ -337,6 +410,7 @@ class HnswIndex(FaissIndex):
     when many slots are dead."""
 
     kind = "hnsw"
+    measured = "kept 0.95 of the identifications exact search made at 100k"
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(),
                  **_: object) -> None:

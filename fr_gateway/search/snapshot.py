@@ -10,12 +10,12 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 
-from fr_gateway.security.keys import KeyRing, KeyRingError
+from fr_gateway.security.keys import KeyRing, KeyRingError, exposed, private_file
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "index.faiss.sealed"
-FORMAT = 1
+FORMAT = 2  # 2: pqfs saves one shard per core (a format-1 snapshot is rebuilt)
 
 
 def _context(header: bytes) -> bytes:
@@ -29,7 +29,7 @@ def save_snapshot(payload: bytes, directory: Path, header: dict, keys: KeyRing) 
     kid, sealed = keys.seal(payload, _context(header_bytes))
     path = directory / SNAPSHOT_FILE
     temporary = path.with_suffix(".tmp")
-    with temporary.open("wb") as handle:
+    with os.fdopen(private_file(temporary), "wb") as handle:
         handle.write(header_bytes + b"\n" + kid.encode() + b"\n")
         handle.write(sealed)
         handle.flush()
@@ -48,13 +48,17 @@ def load_snapshot(directory: Path, expected: dict, keys: KeyRing) -> bytes | Non
     path = directory / SNAPSHOT_FILE
     if not path.exists():
         return None
+    if why := exposed(path, "index snapshot"):
+        log.warning("%s; not loading it: rebuilding from the store, and saving it again readable by its owner only",
+                    why)
+        return None
     with path.open("rb") as handle:
         header_bytes = handle.readline().rstrip(b"\n")
-        kid = handle.readline().rstrip(b"\n").decode()
+        key_line = handle.readline().rstrip(b"\n")
         sealed = handle.read()
     try:
-        header = json.loads(header_bytes)
-    except ValueError:
+        header, kid = json.loads(header_bytes), key_line.decode("ascii")
+    except ValueError:  # bytes altered in the header or the key line (UnicodeDecodeError is a ValueError)
         log.warning("index snapshot %s is damaged; rebuilding from the store", path)
         return None
     wanted = {"format": FORMAT, **expected}

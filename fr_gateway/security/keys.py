@@ -24,6 +24,18 @@ class KeyRingError(Exception):
     """A key is missing, malformed or too exposed; the message says which and what to do."""
 
 
+def exposed(path: Path, what: str) -> str | None:
+    """Why `path` is unsafe to use when others on the host can read or write it (the words for a refusal), or
+    None when only its owner can."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    return f"{what} {path} is readable by others (mode {mode:o}); run: chmod 600 {path}" if mode & 0o077 else None
+
+
+def private_file(path: Path) -> int:
+    """A new file only its owner can read and write (the descriptor, for writing)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
 def key_id(key: bytes) -> str:
     """A stable id derived from the key itself, so the same key has the same id wherever it is loaded."""
     return "k-" + hashlib.sha256(b"fr-gateway key id" + key).hexdigest()[:16]
@@ -64,9 +76,8 @@ class KeyRing:
             ring = cls.generate(path)
             log.warning("created a new data key in %s: back it up; without it the gallery cannot be read", path)
             return ring
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise KeyRingError(f"key file {path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
+        if why := exposed(path, "key file"):
+            raise KeyRingError(why)
         try:
             content = json.loads(path.read_text())
             keys = {kid: _decode(text, f"{path} key {kid}") for kid, text in content["keys"].items()}
@@ -93,8 +104,7 @@ class KeyRing:
         content = {"active": self.active,
                    "keys": {kid: base64.b64encode(key).decode() for kid, key in self._keys.items()}}
         temporary = self.path.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
+        with os.fdopen(private_file(temporary), "w") as handle:
             json.dump(content, handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())

@@ -7,7 +7,6 @@ import faulthandler
 import logging
 import signal
 import threading
-from concurrent import futures
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
@@ -27,6 +26,7 @@ from fr_gateway.server.decisions import DecisionHub
 from fr_gateway.server.guard import Guard
 from fr_gateway.server.handshakes import HandshakeTap
 from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer
+from fr_gateway.server.threads import ElasticThreadPool
 from fr_gateway.service import GatewayService
 from fr_gateway.transport import CannotListen, server_credentials
 
@@ -61,7 +61,7 @@ class Gateway:
             ("grpc.so_reuseport", 0),  # a second gateway on a port already served fails instead of sharing it
         ]
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
+            ElasticThreadPool(settings.workers, "rpc"),
             options=limits, maximum_concurrent_rpcs=settings.workers, interceptors=[guard],
         )
         try:
@@ -73,8 +73,8 @@ class Gateway:
             self.trail.close()
             self.service.close()
             raise CannotListen("gRPC", settings.listen, "--listen", "listen") from None
-        # the crops of streams, side by side; threads start only as the load needs them
-        self._crops = futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="crop")
+        # the crops of streams, side by side; threads start as the load needs them and end when it is gone
+        self._crops = ElasticThreadPool(settings.workers, "crop")
         recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self._crops,
                                           settings.stream_window)
         recognition_pb2_grpc.add_RecognitionServicer_to_server(recognition, self._server)

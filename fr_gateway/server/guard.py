@@ -48,6 +48,7 @@ ROLE_METHODS: dict[str, frozenset[str]] = {
     "admin": IDENTIFY | VERIFY | ENROL | WATCH | INFO | HEALTH | REFLECTION,
 }
 TLS_VERSION = "TLSv1.3"
+STREAM_PATIENCE_S = 5.0  # how long one message of a client stream waits for its rate-limit token
 
 _current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
 
@@ -69,16 +70,22 @@ class TokenBuckets:
         self._state: dict[str, tuple[float, float]] = {}  # client -> (tokens, last refill)
         self._lock = threading.Lock()
 
-    def take(self, client: str) -> bool:
+    def take(self, client: str, patience: float = 0.0) -> bool:
+        """A token for `client`, waiting up to `patience` seconds for one to refill."""
         if self._rate <= 0:
             return True
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._state.get(client, (float(self._burst), now))
-            tokens = min(float(self._burst), tokens + (now - last) * self._rate)
-            allowed = tokens >= 1.0
-            self._state[client] = (tokens - 1.0 if allowed else tokens, now)
-            return allowed
+        give_up = time.monotonic() + patience
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                tokens, last = self._state.get(client, (float(self._burst), now))
+                tokens = min(float(self._burst), tokens + (now - last) * self._rate)
+                allowed = tokens >= 1.0
+                self._state[client] = (tokens - 1.0 if allowed else tokens, now)
+            refilled = now + (1.0 - tokens) / self._rate
+            if allowed or refilled > give_up:
+                return allowed
+            time.sleep(refilled - now)
 
 
 class StreamCounter:
@@ -188,9 +195,11 @@ class Guard(grpc.ServerInterceptor):
 
     def _metered(self, decode: Callable | None, requests: Iterator, caller: Caller, context: grpc.ServicerContext,
                  method: str) -> Iterator:
-        """Each message of a client stream costs a token too: a stream cannot dodge the rate limit."""
+        """Each message of a client stream costs a token too: a stream cannot dodge the rate limit. A stream
+        that outruns it is slowed to the rate (gRPC's flow control holds the sender back), and refused only when
+        no token comes for STREAM_PATIENCE_S: a bulk enrolment runs at the rate instead of failing."""
         for raw in requests:
-            if not self._buckets.take(caller.identity):
+            if not self._buckets.take(caller.identity, STREAM_PATIENCE_S):
                 self.refuse(context, caller, method, Refused(
                     grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit for {caller.identity} exceeded"))
             yield self._decoded(decode, raw, caller, context, method)

@@ -18,7 +18,7 @@ import grpc
 
 from fr_gateway import __version__
 from fr_gateway.audit.log import AuditUnavailable, utc_now
-from fr_gateway.audit.trail import AuditTrail, Caller, Outcome
+from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Outcome, bounded
 from fr_gateway.calibration import Threshold
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.decision import Decision
@@ -36,6 +36,7 @@ UNARY_STATUS = {
     Reason.NIK_NOT_ENROLLED: grpc.StatusCode.NOT_FOUND,
     Reason.GATEWAY_OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.SEARCH_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.TEMPLATE_DAMAGED: grpc.StatusCode.DATA_LOSS,
 }
 LOOSE_KINDS = (face_pb2.CROP_KIND_UNSPECIFIED, face_pb2.LOOSE)
 
@@ -108,7 +109,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         elif request.camera_id != caller.name:
             self._guard.refuse(context, caller, "Identify", Refused(
                 grpc.StatusCode.PERMISSION_DENIED, f"camera {caller.name} may not send camera_id "
-                f"{request.camera_id!r}"), started, camera_id=request.camera_id)
+                f"{bounded(request.camera_id, FIELD_LIMITS['camera_id'])!r}"), started, camera_id=request.camera_id)
 
     def _identify(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
                   unary: bool) -> tuple[IdentifyResult, recognition_pb2.IdentifyResponse]:
