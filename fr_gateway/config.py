@@ -122,6 +122,8 @@ class Settings:
 
 
 WITNESS_FILE = "witness.jsonl"  # the audit witness's default name, beside the auditor's keys
+# in the gateway's audit key folder: where `audit keys init` put the auditor's keys' witness file
+WITNESS_POINTER = "witness-file"
 
 
 def key_file_for(settings: Settings) -> Path:
@@ -145,10 +147,14 @@ def local_auditor_keys_for(settings: Settings) -> Path:
 
 
 def audit_witness_for(settings: Settings) -> Path | None:
-    """The witness file of the audit log's checkpoints; None when switched off."""
+    """The witness file of the audit log's checkpoints: the setting, else beside the auditor's keys (where
+    `audit keys init` put them, or those of a local set-up); None when switched off."""
     if settings.audit_witness == "off":
         return None
-    return Path(settings.audit_witness) if settings.audit_witness else local_auditor_keys_for(settings) / WITNESS_FILE
+    if settings.audit_witness:
+        return Path(settings.audit_witness)
+    pointer = audit_keys_for(settings) / WITNESS_POINTER
+    return Path(pointer.read_text().strip()) if pointer.is_file() else local_auditor_keys_for(settings) / WITNESS_FILE
 
 
 def _coerce(name: str, hint: Any, raw: Any) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,8 +140,14 @@ def test_a_camera_cannot_speak_for_another_camera(site):
 def test_the_auditor_verifies_and_exports_every_decision_and_refusal(site):
     with site.channel(CAMERA) as channel:
         identify(channel, "")  # an empty camera_id is the certificate's
+    witness = site.auditor_keys / "witness.jsonl"  # beside the auditor's keys, where `audit keys init` put them
+    deadline = time.monotonic() + 10
+    while not witness.exists() and time.monotonic() < deadline:  # the first checkpoint comes within a second
+        time.sleep(0.1)
     verified = fr_gateway("audit", "verify", "--dir", str(site.audit_dir), "--keys", str(site.auditor_keys))
     assert verified.returncode == 0 and verified.stdout.startswith("INTACT"), verified.stdout
+    # the gateway kept its witness there, and verify found it unasked
+    assert f"witness witness file {(site.auditor_keys / 'witness.jsonl').resolve()}: checkpoint" in verified.stdout
     first, *records = site.export()
     assert first["verification"]["intact"]
     by_operation = {}

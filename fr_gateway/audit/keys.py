@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from fr_gateway.config import WITNESS_FILE, WITNESS_POINTER
 from fr_gateway.security.keys import exposed
 
 SIGNING_KEY = "signing.key"
@@ -140,6 +141,9 @@ def issue(gateway_folder: str | Path, auditor_folder: str | Path, signer: bool =
         kid = signer_id(key.public_key())
         _write(auditor_folder / f"signing-{kid}.pub", _public_pem(key.public_key()), private=False)
         _write(gateway_folder / SIGNING_KEY, _private_pem(key), private=True)
+        # the gateway keeps its witness beside the auditor's keys unless told otherwise (audit_witness)
+        _write(gateway_folder / WITNESS_POINTER, str((auditor_folder / WITNESS_FILE).resolve()).encode(),
+               private=False)
         made.append(kid)
     if reader:
         key = X25519PrivateKey.generate()
