@@ -147,7 +147,7 @@ def test_the_auditor_verifies_and_exports_every_decision_and_refusal(site):
     verified = fr_gateway("audit", "verify", "--dir", str(site.audit_dir), "--keys", str(site.auditor_keys))
     assert verified.returncode == 0 and verified.stdout.startswith("INTACT"), verified.stdout
     # the gateway kept its witness there, and verify found it unasked
-    assert f"witness witness file {(site.auditor_keys / 'witness.jsonl').resolve()}: checkpoint" in verified.stdout
+    assert f"checked against the witness file {witness.resolve()}: checkpoint" in verified.stdout
     first, *records = site.export()
     assert first["verification"]["intact"]
     by_operation = {}

@@ -93,7 +93,7 @@ class Report:
                  f"checkpoints; records 1-{self.signed_through} are covered by a signature"]
         lines += [f"  ROLLED BACK {f}" for f in self.rolled_back]
         lines += [f"  PROBLEM {f}" for f in self.problems] + [f"  note {f}" for f in self.notes]
-        lines += [f"  witness {w}" for w in self.witnesses] or [
+        lines += [f"  checked against the {w}" for w in self.witnesses] or [
             "  no witness checked: a log rolled back to an older checkpoint, HEAD included, cannot be told from "
             "an intact one (give --witness, or keep the gateway's witness file beside the auditor's keys)"]
         return "\n".join(lines)
