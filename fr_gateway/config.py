@@ -69,7 +69,7 @@ class Settings:
     # can take; a decode beyond it waits up to 5 s, then answers RESOURCE_EXHAUSTED (benchmarks/soak.md)
     decode_budget_pixels: int = 80_000_000
     max_message_bytes: int = 16 * 1024 * 1024
-    # search index: auto (exact flat up to 100k identities, pqfs beyond: every identity's 32-byte code scanned,
+    # search index: auto (exact flat up to 100k identities, pqfs beyond: every identity's 24-byte code scanned,
     # the best scored again with finer codes in memory, the best of those re-ranked exactly from the store), flat,
     # pqfs, ivfpq or hnsw; and their knobs
     index_kind: str = "auto"
@@ -117,7 +117,8 @@ class Settings:
     audit_segment_mb: int = 64
     audit_checkpoint_s: float = 1.0
     # where every signed checkpoint is also appended, outside the log's folder (another mount, the auditors'
-    # share): empty is witness.jsonl beside the auditor's keys (<audit_keys>/../audit-auditor); "off" for none
+    # share): empty is witness.jsonl beside the auditor's keys (where `audit keys init` put them, else
+    # <audit_keys>/../audit-auditor); "off" for none
     audit_witness: str = ""
 
 

@@ -72,10 +72,11 @@ class _Tail:
                 kept = sum(len(line) + 1 for line in lines)
                 if kept < len(data):
                     self.torn = {"segment": number, "line": len(lines) + 1, "bytes": len(data) - kept}
-            if lines and self.prev == chain.GENESIS:  # the newest lines written: the next segment chains to them
-                lines = self._authenticated(number, lines, mac_key)
-                self.prev = chain.line_hash(lines[-1])
             entries = [json.loads(line) for line in lines]
+            if lines and self.prev == chain.GENESIS:  # the newest lines written: the next segment chains to them
+                kept = self._authenticated(number, entries, mac_key)
+                lines, entries = lines[:kept], entries[:kept]
+                self.prev = chain.line_hash(lines[-1])
             if not seq_found and (seq := self._last(entries, "record", "seq")):
                 self.seq, seq_found = seq, True
             if not checkpoint_found and (checkpoint := self._last(entries, "checkpoint", "number")):
@@ -84,18 +85,17 @@ class _Tail:
                 return
             # a segment that never got past its header: its predecessors hold the last seq and checkpoint
 
-    def _authenticated(self, number: int, lines: list[bytes], mac_key: bytes) -> list[bytes]:
-        """`lines` up to the first record after the last checkpoint whose HMAC fails (segments written before
-        records carried one are taken as they are)."""
-        entries = [json.loads(line) for line in lines]
+    def _authenticated(self, number: int, entries: list[dict], mac_key: bytes) -> int:
+        """How many of the segment's entries to keep: up to the first record after the last checkpoint whose
+        HMAC fails (segments written before records carried one are taken as they are)."""
         if not entries[0].get("macs"):
-            return lines
+            return len(entries)
         signed = max(i for i, entry in enumerate(entries) if entry.get("type") in ("header", "checkpoint"))
         for index in range(signed + 1, len(entries)):
             if not chain.mac_valid(entries[index], mac_key):
-                self.refused = {"segment": number, "line": index + 1, "lines": len(lines) - index}
-                return lines[:index]
-        return lines
+                self.refused = {"segment": number, "line": index + 1, "lines": len(entries) - index}
+                return index
+        return len(entries)
 
     @staticmethod
     def _parses(line: bytes) -> bool:

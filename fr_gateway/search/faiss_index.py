@@ -266,7 +266,6 @@ class _Shard:
     def search(self, queries: np.ndarray, keep: int, shortlist: int) -> tuple[np.ndarray, np.ndarray]:
         if not len(self.ids):
             return np.full((len(queries), keep), -np.inf, np.float32), np.full((len(queries), keep), -1, np.int64)
-        faiss.omp_set_num_threads(1)  # one core a shard: the shards are the parallelism
         params = faiss.IndexRefineSearchParameters(k_factor=max(1.0, shortlist / keep))
         scores, positions = self.index.search(queries, keep, params=params)
         return scores, np.where(positions >= 0, self.ids[np.maximum(positions, 0)], -1)
@@ -352,7 +351,9 @@ class PqScanIndex(ReRankedIndex):
         keep, shortlist = max(top_k, self._spec.refined), -(-self._shortlist() // len(self._shards))
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix="pqfs-shard")
+                # one core a shard, set once in each of the pool's threads: the shards are the parallelism
+                self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix="pqfs-shard",
+                                                initializer=faiss.omp_set_num_threads, initargs=(1,))
             found = list(self._pool.map(lambda shard: shard.search(queries, keep, shortlist), self._shards))
         scores = np.concatenate([shard_scores for shard_scores, _ in found], axis=1)
         ids = np.concatenate([shard_ids for _, shard_ids in found], axis=1)
