@@ -12,22 +12,26 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from fr_gateway import __version__
 from fr_gateway.audit.keys import AuditKeyError
 from fr_gateway.audit.log import AuditUnavailable
-from fr_gateway.audit.trail import Caller, Outcome, open_trail
+from fr_gateway.audit.trail import DECISIONS, OPERATIONS, Caller, open_trail
 from fr_gateway.calibration import StatedPoint, Threshold
-from fr_gateway.config import Settings, audit_dir_for, key_file_for, load_settings, save_calibration
+from fr_gateway.config import Settings, audit_dir_for, load_settings, save_calibration
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.decision import Decision
 from fr_gateway.gallery.store import GalleryModelMismatch, GalleryRefused
-from fr_gateway.reasons import Problem
-from fr_gateway.search.backend import SearchUnavailable
+from fr_gateway.search.base import SearchUnavailable
 from fr_gateway.security.certs import ROLES, CertificateError, TlsFiles
 from fr_gateway.security.keys import KeyRingError
 from fr_gateway.transport import CannotListen, open_channel
+
+if TYPE_CHECKING:
+    from fr_gateway.changes import RemoveResult
 
 log = logging.getLogger("fr_gateway")
 
@@ -131,7 +135,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             trail = open_trail(settings, service.engine.pack.fingerprint, lambda: service.gallery_version,
                                create_keys=True)
             stack.callback(trail.close)
-            summary = run_enrolment(manifest, rejects, service=service, trail=trail, progress=not args.no_progress)
+            service.gallery.audit_to(trail)
+            summary = run_enrolment(manifest, rejects, service=service, progress=not args.no_progress)
     print(summary.line())
     if summary.counts["rejected"]:
         print(f"rejected records, with reasons, are in {rejects}: fix them and run it as a manifest")
@@ -239,51 +244,71 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(settings: Settings):
-    """The gallery's store with its key ring, for maintenance commands that need no inference."""
-    from fr_gateway.faces.engine import load_pack
-    from fr_gateway.gallery.store import TemplateStore
-
-    pack = load_pack(settings)
-    return TemplateStore.open(settings.gallery, key_file_for(settings), pack.fingerprint, pack.name, create=False)
+def _removed(result: RemoveResult) -> str:
+    """One line per NIK: what happened to it."""
+    if result.decision is Decision.REJECTED:
+        return f"{result.nik}: not erased: {result.detail}"
+    said = "erased" if result.removed else "not enrolled"
+    return f"{result.nik}: {said}; {result.detail}" if result.detail else f"{result.nik}: {said}"
 
 
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
-    from fr_gateway.gallery.nik import validate_nik
+    """Through the running gateway with --target (its Remove: store, index, audit), else offline through the
+    same write path; each NIK on its own, so one mistyped NIK does not hide what happened to the others."""
+    from fr_gateway.changes import RemoveResult
+    from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc
+    from fr_gateway.reasons import Reason
 
-    settings = _settings(args, gallery=args.gallery)
     invalid = 0
-    with contextlib.ExitStack() as stack:
-        store = _open_store(settings)
-        stack.callback(store.close)
-        trail = open_trail(settings, store.model_fingerprint, lambda: store.version, create_keys=True)
-        stack.callback(trail.close)
-        for nik in args.nik:  # each on its own: one mistyped NIK does not hide what happened to the others
-            try:
-                erased = store.delete(validate_nik(nik))
-            except Problem as problem:
-                invalid += 1
-                print(f"{nik}: not erased: {problem.detail}", flush=True)
-                continue
-            trail.record(Caller.local(), "Remove", Outcome("ERASED" if erased else "NOT_ENROLLED", nik=nik))
-            print(f"{nik}: {'erased' if erased else 'not enrolled'}", flush=True)
+    if args.target:
+        with _channel(args) as channel:
+            stub = gallery_pb2_grpc.GalleryStub(channel)
+            for nik in args.nik:
+                try:
+                    answer = stub.Remove(gallery_pb2.RemoveRequest(nik=nik), timeout=60)
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                        raise
+                    invalid += 1
+                    print(f"{nik}: not erased: {exc.details()}", flush=True)
+                    continue
+                reason = Reason[face_pb2.Reason.Name(answer.reason)] if answer.reason else None
+                print(_removed(RemoveResult(answer.nik, answer.removed, reason, answer.detail)), flush=True)
+        return EXIT_INPUT if invalid else 0
+    with _offline_gallery(_settings(args, gallery=args.gallery)) as gallery:
+        for nik in args.nik:
+            result = gallery.remove(nik, Caller.local())
+            invalid += result.decision is Decision.REJECTED
+            print(_removed(result), flush=True)
     return EXIT_INPUT if invalid else 0
 
 
-def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
-    from fr_gateway.faces.engine import load_pack, resolve_thresholds
-    from fr_gateway.search.faiss_index import FlatIndex
+@contextlib.contextmanager
+def _offline_gallery(settings: Settings):
+    """The gallery's write path in this process, its index loaded and its changes audited, for maintenance
+    while no gateway serves it (a serving gateway holds the audit log: erase through it with --target)."""
+    from fr_gateway.changes import GalleryWrites
+    from fr_gateway.faces.engine import load_pack
 
-    settings = _settings(args, gallery=args.gallery)
-    store = _open_store(settings)
-    threshold = args.threshold or resolve_thresholds(settings, load_pack(settings)).identify.value
-    try:
-        index = FlatIndex(store.dim)
-        for niks, templates in store.iter_templates():
-            index.add(niks, templates)
-        pairs = index.pairs_above(store.iter_templates(), threshold)
-    finally:
-        store.close()
+    pack = load_pack(settings)
+    with contextlib.ExitStack() as stack:
+        gallery = GalleryWrites.open(settings, pack.fingerprint, pack.name, create=False)
+        stack.callback(gallery.close)
+        try:
+            trail = open_trail(settings, pack.fingerprint, lambda: gallery.store.version, create_keys=True)
+        except AuditUnavailable as exc:
+            raise AuditUnavailable(f"{exc}: a gateway serves this gallery; make the change through it with "
+                                   "--target HOST:PORT (and an admin certificate)") from None
+        stack.callback(trail.close)
+        gallery.audit_to(trail)
+        gallery.load_index()
+        yield gallery
+
+
+def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
+    from fr_gateway.maintenance import duplicate_pairs
+
+    pairs, threshold = duplicate_pairs(_settings(args, gallery=args.gallery), args.threshold)
     for first, second, score in pairs:
         print(f"{first} {second} {score:.3f}")
     print(f"{len(pairs)} pairs of different NIKs score at or above {threshold:.2f}", file=sys.stderr)
@@ -291,21 +316,9 @@ def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_sync(args: argparse.Namespace) -> int:
-    from fr_gateway.search.milvus_index import MilvusIndex
-    from fr_gateway.service import milvus_spec
+    from fr_gateway.maintenance import sync_shared_index
 
-    settings = _settings(args, gallery=args.gallery)
-    spec = milvus_spec(settings)
-    if spec is None:
-        raise ValueError("gallery sync keeps a Milvus collection in step with the store: set search_backend = "
-                         "milvus and milvus_uri")
-    store = _open_store(settings)
-    with contextlib.ExitStack() as stack:
-        stack.callback(store.close)
-        index = MilvusIndex.connect(spec, store.dim, store.model_fingerprint)
-        stack.callback(index.close)
-        drift = index.sync(store.enrolled_at(), store.get_many, repair=not args.check)
-        held = len(store)
+    spec, drift, held = sync_shared_index(_settings(args, gallery=args.gallery), repair=not args.check)
     outcome = "in step" if not drift else ("found, not repaired (--check)" if args.check else "repaired")
     print(f"Milvus collection {spec.collection} at {spec.uri} against the store's {held} templates: "
           f"{drift.text()}: {outcome}")
@@ -313,20 +326,19 @@ def cmd_gallery_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    store = _open_store(_settings(args, gallery=args.gallery))
-    keys = store.keys
-    try:
-        new = keys.add_active()
-        keys.save()  # first: a crash while resealing leaves records under keys the file still holds
-        resealed = store.reseal()
-        print(f"new active key {new}; resealed {resealed} templates")
-        if args.retire:
-            for old in set(keys.ids) - store.key_ids_in_use() - {new}:
-                keys.retire(old)
-                print(f"retired key {old}")
-            keys.save()
-    finally:
-        store.close()
+    """Through the running gateway with --target, else offline through the gallery's write path; audited."""
+    from fr_gateway.changes import Rotation
+    from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc
+
+    if args.target:
+        with _channel(args) as channel:
+            answer = gallery_pb2_grpc.GalleryStub(channel).RotateKeys(gallery_pb2.RotateKeysRequest(
+                retire=args.retire), timeout=3600)
+        rotation = Rotation(answer.active_key, answer.resealed, tuple(answer.retired))
+    else:
+        with _offline_gallery(_settings(args, gallery=args.gallery)) as gallery:
+            rotation = gallery.rotate_keys(Caller.local(), args.retire)
+    print(rotation.text())
     return 0
 
 
@@ -391,7 +403,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     from fr_gateway.audit.export import Selection, export
     from fr_gateway.audit.keys import AuditorKeys
 
-    selection = Selection(args.start, args.end, args.camera, args.nik, args.operation)
+    selection = Selection(args.start, args.end, args.camera, args.nik, args.operation, args.decision)
     keys = AuditorKeys.load(args.keys)
     witnesses = witness.sources(Path(args.keys), args.witness, keys.signers)
     with contextlib.ExitStack() as stack:
@@ -535,12 +547,20 @@ def _add_accuracy(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -
     calibration.set_defaults(run=cmd_calibrate)
 
 
+def _add_change_target(command: Parser, where: str, doing: str) -> None:
+    """A gallery change runs in the running gateway (--target) or offline (--gallery), never both."""
+    chosen = command.add_mutually_exclusive_group()
+    chosen.add_argument("--gallery", help=f"{doing} offline, while no gateway serves it: {where}")
+    chosen.add_argument("--target", help=f"{doing} in the running gateway at HOST:PORT (as an admin): calls keep "
+                                         "working")
+
+
 def _add_gallery(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
     gallery = sub.add_parser("gallery", help="gallery maintenance").add_subparsers(dest="action", required=True)
     where = "gallery directory, or a name under index/ (default index/default)"
-    remove = gallery.add_parser("remove", parents=[parents["common"]],
-                                help="erase NIKs from the store (and so the index); each NIK is reported")
-    remove.add_argument("--gallery", help=where)
+    remove = gallery.add_parser("remove", parents=[parents["common"], parents["tls"]],
+                                help="erase NIKs from the store and the index, audited; each NIK is reported")
+    _add_change_target(remove, where, "erase")
     remove.add_argument("nik", nargs="+", help="16-digit NIKs to erase")
     remove.set_defaults(run=cmd_gallery_remove)
     duplicates = gallery.add_parser("duplicates", parents=[parents["common"]],
@@ -557,9 +577,9 @@ def _add_gallery(sub: argparse._SubParsersAction, parents: dict[str, Parser]) ->
     sync.set_defaults(run=cmd_gallery_sync)
 
     keys = sub.add_parser("keys", help="data keys of a gallery").add_subparsers(dest="action", required=True)
-    rotate = keys.add_parser("rotate", parents=[parents["common"]],
-                             help="new active key; re-encrypt every template with it")
-    rotate.add_argument("--gallery", help=where)
+    rotate = keys.add_parser("rotate", parents=[parents["common"], parents["tls"]],
+                             help="new active key; re-encrypt every template with it (audited)")
+    _add_change_target(rotate, where, "rotate")
     rotate.add_argument("--retire", action="store_true", help="then drop old keys no template uses")
     rotate.set_defaults(run=cmd_keys_rotate)
 
@@ -613,8 +633,8 @@ def _add_audit(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> N
     export.add_argument("--to", dest="end", type=_utc_time, help="UTC date or time, exclusive")
     export.add_argument("--camera", help="only this camera's records")
     export.add_argument("--nik", help="only records naming this NIK (asked for, or a candidate)")
-    export.add_argument("--operation", help="only this operation: Identify, Verify, Enroll, Remove, any other RPC "
-                                            "name, or 'TLS handshake'")
+    export.add_argument("--operation", help=f"only this operation: {', '.join(OPERATIONS)}")
+    export.add_argument("--decision", help=f"only this decision: {', '.join(DECISIONS)}")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default %(default)s")
     export.add_argument("--out", help="file to write (default: standard output)")
 

@@ -122,6 +122,50 @@ class Settings:
     audit_witness: str = ""
 
 
+# What a setting may hold beyond its type, checked when the settings are read: before any model loads or port
+# is bound. Words from a fixed set:
+CHOICES: dict[str, tuple[str, ...]] = {
+    "index_kind": ("auto", "flat", "pqfs", "ivfpq", "hnsw"),
+    "search_backend": ("faiss", "milvus"),
+    "milvus_index_type": ("FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "DISKANN", "AUTOINDEX"),
+    "milvus_metric": ("IP", "COSINE"),
+    "audit_fsync": ("always", "interval", "never"),
+}
+# and numbers within a range (lowest, highest; None for no bound)
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    **dict.fromkeys(("intra_op_threads", "embed_workers", "min_face_px", "ivf_lists", "ivf_nprobe", "batch_size",
+                     "rate_limit", "streams_per_client", "min_blur", "max_yaw", "batch_wait_ms"), (0, None)),
+    **dict.fromkeys(("det_score", "enrol_min_det_score", "enrol_dominance"), (0, 1)),
+    **dict.fromkeys(("identify_threshold", "verify_threshold"), (-1, 1)),
+    **dict.fromkeys(("top_k", "max_top_k", "max_image_bytes", "max_image_pixels", "decode_budget_pixels", "rerank",
+                     "hnsw_ef_search", "queue_size", "workers", "stream_window", "rate_burst", "audit_segment_mb"),
+                    (1, None)),
+    "det_size": (32, 4096),
+    "max_message_bytes": (1024, None),
+    "audit_checkpoint_s": (0.01, None),
+}
+
+
+def _check(settings: Settings, source_of: Mapping[str, str]) -> None:
+    """Every choice and range above, and top_k within max_top_k; one message naming the key and where it was
+    set."""
+    def refuse(name: str, why: str) -> None:
+        raise ValueError(f"setting {name!r} ({source_of.get(name, 'default')}): {why}")
+
+    for name, allowed in CHOICES.items():
+        if getattr(settings, name) not in allowed:
+            refuse(name, f"{getattr(settings, name)!r} is not one of {', '.join(allowed)}")
+    for name, (lowest, highest) in RANGES.items():
+        value = getattr(settings, name)
+        if value is not None and ((lowest is not None and value < lowest) or (highest is not None and value > highest)):
+            refuse(name, f"{value!r} is outside {lowest if lowest is not None else '-inf'}.."
+                         f"{highest if highest is not None else 'inf'}")
+    if settings.top_k > settings.max_top_k:
+        refuse("top_k", f"{settings.top_k} is above max_top_k {settings.max_top_k}")
+    if settings.search_backend == "milvus" and not settings.milvus_uri:
+        refuse("milvus_uri", "search_backend milvus needs it: http://HOST:PORT of milvus-lite or a cluster")
+
+
 WITNESS_FILE = "witness.jsonl"  # the audit witness's default name, beside the auditor's keys
 # in the gateway's audit key folder: where `audit keys init` put the auditor's keys' witness file
 WITNESS_POINTER = "witness-file"
@@ -158,7 +202,7 @@ def audit_witness_for(settings: Settings) -> Path | None:
     return Path(pointer.read_text().strip()) if pointer.is_file() else local_auditor_keys_for(settings) / WITNESS_FILE
 
 
-def _coerce(name: str, hint: Any, raw: Any) -> Any:
+def _coerce(name: str, hint: Any, raw: Any, source: str) -> Any:
     """Turn a file or environment value into the field's type, with an error that names the field."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -176,7 +220,7 @@ def _coerce(name: str, hint: Any, raw: Any) -> Any:
             return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
         return hint(raw)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"setting {name!r}: cannot use {raw!r} ({exc})") from exc
+        raise ValueError(f"setting {name!r} ({source}): cannot use {raw!r} ({exc})") from exc
 
 
 def load_settings(
@@ -188,6 +232,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     hints = typing.get_type_hints(Settings)
     values: dict[str, Any] = {}
+    source_of: dict[str, str] = {}
     config_file = config_file or environ.get(CONFIG_ENV)
     if config_file:
         with Path(config_file).open("rb") as handle:
@@ -196,14 +241,20 @@ def load_settings(
         if unknown:
             raise ValueError(f"{config_file}: unknown settings {sorted(unknown)}")
         values.update(from_file)
+        source_of.update(dict.fromkeys(from_file, f"from {config_file}"))
     for name in hints:
         env_value = environ.get(ENV_PREFIX + name.upper())
         if env_value is not None:
             values[name] = env_value
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    settings = Settings(**{name: _coerce(name, hints[name], value) for name, value in values.items()})
+            source_of[name] = f"from {ENV_PREFIX + name.upper()}"
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(given)
+    source_of.update(dict.fromkeys(given, "from the command line"))
+    settings = Settings(**{name: _coerce(name, hints[name], value, source_of[name])
+                           for name, value in values.items()})
     if "/" not in settings.gallery:  # a bare name is a gallery under index/
         settings = dataclasses.replace(settings, gallery=f"{GALLERY_HOME}/{settings.gallery}")
+    _check(settings, source_of)
     return settings
 
 

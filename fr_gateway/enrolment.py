@@ -16,11 +16,12 @@ from pathlib import Path
 import grpc
 from tqdm import tqdm
 
-from fr_gateway.audit.trail import AuditTrail, Caller, Outcome
+from fr_gateway.audit.trail import Caller
+from fr_gateway.changes import EnrollResult
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc
 from fr_gateway.faces.crops import CropKind
 from fr_gateway.gallery.manifest import REJECT_PREFIX, ManifestRow, count_rows, read_manifest
-from fr_gateway.service import EnrollRecord, EnrollResult, FaceInput, GatewayService
+from fr_gateway.service import EnrollRecord, FaceInput, GatewayService
 from fr_gateway.transport import RequestSource
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,8 @@ class EnrolmentRun:
         self.summary.counts["unchanged" if result.unchanged else "replaced" if result.replaced else "enrolled"] += 1
         self._bar.update(1)
 
-    def local(self, service: GatewayService, trail: AuditTrail | None) -> RunSummary:
-        """In process: each chunk the pipeline yields is already committed to the store, then audited."""
-        caller = Caller.local()
+    def local(self, service: GatewayService) -> RunSummary:
+        """In process: each chunk the pipeline yields is already committed to the store and audited."""
         in_flight: collections.deque[ManifestRow] = collections.deque()
 
         def records() -> Iterator[EnrollRecord]:
@@ -114,11 +114,8 @@ class EnrolmentRun:
                 in_flight.append(row)
                 yield EnrollRecord(row.nik, FaceInput(row.photo.read_bytes(), CropKind.LOOSE), row.attributes)
 
-        for result in service.enroll_many(records(), skip_unchanged=True):
+        for result in service.enroll_many(records(), Caller.local(), skip_unchanged=True):
             row = in_flight.popleft()
-            if trail:
-                trail.record(caller, "Enroll", Outcome(result.decision, detail=result.detail, nik=result.nik,
-                                                       reason=result.reason.name if result.reason else ""))
             self._record(row, result)
             if not in_flight:
                 log.debug("acknowledged through manifest line %d", row.line)
@@ -154,14 +151,13 @@ class EnrolmentRun:
 
 
 def run_enrolment(manifest: Path, rejects_path: Path, *, service: GatewayService | None = None,
-                  trail: AuditTrail | None = None, channel: grpc.Channel | None = None,
-                  progress: bool = True) -> RunSummary:
-    """In process with `service`, each enrolment audited in `trail` (tests and benchmarks may pass none),
-    or through a gateway over `channel`, which audits."""
+                  channel: grpc.Channel | None = None, progress: bool = True) -> RunSummary:
+    """In process with `service` (which audits each enrolment where its gallery has a trail; tests and benchmarks
+    may give it none), or through a gateway over `channel`, which audits."""
     if service is not None:
         run = EnrolmentRun(manifest, rejects_path, progress)
         try:
-            return run.local(service, trail)
+            return run.local(service)
         finally:
             run.close()
     attempt = 0

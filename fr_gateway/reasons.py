@@ -24,6 +24,7 @@ class Reason(enum.Enum):
     GATEWAY_OVERLOADED = enum.auto()
     SEARCH_UNAVAILABLE = enum.auto()
     TEMPLATE_DAMAGED = enum.auto()
+    INDEX_BEHIND = enum.auto()
 
 
 # Reasons that mean the request itself was malformed (INVALID_ARGUMENT on unary calls).
@@ -31,6 +32,22 @@ INPUT_REASONS = frozenset({
     Reason.IMAGE_UNDECODABLE, Reason.IMAGE_EMPTY, Reason.IMAGE_TOO_LARGE, Reason.IMAGE_NOT_ALIGNED,
     Reason.NIK_INVALID, Reason.ARGUMENT_INVALID,
 })
+
+
+# How a unary call answers each reason that is not a plain answer (gRPC status code names); streams and local
+# runs answer every reason in the result and go on.
+UNARY_STATUS_NAMES = {
+    **{reason: "INVALID_ARGUMENT" for reason in INPUT_REASONS},
+    Reason.NIK_NOT_ENROLLED: "NOT_FOUND",
+    Reason.GATEWAY_OVERLOADED: "RESOURCE_EXHAUSTED",
+    Reason.SEARCH_UNAVAILABLE: "UNAVAILABLE",
+    Reason.TEMPLATE_DAMAGED: "DATA_LOSS",
+}
+
+
+def status_name(reason: Reason | None, unary: bool) -> str:
+    """The status a caller receives for `reason`, as the audit log records it."""
+    return UNARY_STATUS_NAMES.get(reason, "OK") if unary else "OK"
 
 
 class Problem(Exception):

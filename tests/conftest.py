@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +17,9 @@ import grpc
 import numpy as np
 import pytest
 
-from fr_gateway.config import Settings, load_settings
+from fr_gateway.audit.export import Selection, export
+from fr_gateway.audit.keys import AuditorKeys
+from fr_gateway.config import Settings, audit_dir_for, environment, load_settings, local_auditor_keys_for
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2_grpc
 from fr_gateway.evaluation.dataset import sample_faces
 from fr_gateway.faces.engine import FaceEngine, load_engine
@@ -138,6 +142,14 @@ def fr_gateway(*args: str, timeout: float = 120, env: dict[str, str] | None = No
     """The `fr-gateway` command as an operator runs it, in its own process; its output captured."""
     return subprocess.run([sys.executable, "-m", "fr_gateway.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def audit_records(gallery: Path) -> list[dict]:
+    """The records of a local gateway's audit log (kept beside its gallery), read with the auditor's keys."""
+    settings = load_settings(environ=environment({"gallery": str(gallery)}))
+    out = io.StringIO()
+    export(audit_dir_for(settings), AuditorKeys.load(local_auditor_keys_for(settings)), out, "jsonl", Selection())
+    return [json.loads(line) for line in out.getvalue().splitlines()][1:]
 
 
 def launch(folder: Path, *args: str, **settings: object) -> GatewayProcess:

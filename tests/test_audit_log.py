@@ -92,6 +92,10 @@ def test_export_selects_by_camera_nik_operation_and_time(log_folder, keys):
     window = exported(log_folder, keys[1], start=parse_time("2026-11-22T10:01:00"),
                       end=parse_time("2026-11-22T10:01:10"))[0]
     assert [row["seq"] for row in window] == list(range(61, 71))  # events 60-69 carry 10:01:00-10:01:09
+    assert len(exported(log_folder, keys[1], decision="match")[0]) == 180
+    assert exported(log_folder, keys[1], decision="ERASED")[0] == []
+    with pytest.raises(ValueError, match=r"--decision 'ERASE': records hold one of MATCH, .*, ERASED, .*REFUSED"):
+        Selection(decision="ERASE")
 
 
 def test_csv_export_carries_integrity_on_every_row(log_folder, keys):

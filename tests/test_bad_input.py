@@ -103,6 +103,27 @@ def test_top_k_above_the_maximum_is_invalid(enrolled):
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_a_request_id_longer_than_the_audit_keeps_is_refused_not_echoed(enrolled):
+    """A 1 MB request id is neither echoed back nor written: unary calls answer INVALID_ARGUMENT, a stream
+    answers that crop INVALID with a bounded id and goes on."""
+    image = photos(*ENROLLED[0])[1].read_bytes()
+    long_id = "R" * 1_000_000
+    with pytest.raises(grpc.RpcError) as error:
+        enrolled.recognition.Identify(identify_request(image, request_id=long_id))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details() == "ARGUMENT_INVALID: request_id has 1000000 characters; at most 128 are kept"
+    with pytest.raises(grpc.RpcError) as error:
+        enrolled.recognition.Verify(recognition_pb2.VerifyRequest(request_id=long_id, probe=loose(photos(
+            *ENROLLED[0])[1]), nik=nik_for(0)))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    answers = list(enrolled.recognition.IdentifyStream(iter([
+        identify_request(image, request_id=long_id), identify_request(image, request_id="R" * 128)])))
+    assert [(a.decision, a.reason) for a in answers] == [(face_pb2.INVALID, face_pb2.ARGUMENT_INVALID),
+                                                         (face_pb2.MATCH, face_pb2.REASON_UNSPECIFIED)]
+    assert answers[0].request_id == "R" * 128 + "...(+999872 characters)"
+    assert answers[1].request_id == "R" * 128 and answers[1].candidates[0].nik == nik_for(0)
+
+
 def test_image_over_the_byte_limit_is_refused(engine, tmp_path):
     with serving(engine, tmp_path / "g", max_image_bytes=100_000, max_message_bytes=1_000_000) as client:
         big = np.random.default_rng(1).integers(0, 255, (400, 400, 3), dtype=np.uint8)

@@ -39,6 +39,7 @@ def test_services_and_methods_are_exactly_the_contract():
         "Enroll": ("EnrollRequest", "EnrollResponse", False, False),
         "EnrollStream": ("EnrollRequest", "EnrollSummary", True, False),
         "Remove": ("RemoveRequest", "RemoveResponse", False, False),
+        "RotateKeys": ("RotateKeysRequest", "RotateKeysResponse", False, False),
     }
 
 

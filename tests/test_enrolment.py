@@ -7,8 +7,9 @@ import csv
 import struct
 
 import pytest
-from conftest import fr_gateway, nik_for, photos
+from conftest import audit_records, fr_gateway, launch, nik_for, photos, stop
 
+from fr_gateway.audit.trail import Caller
 from fr_gateway.config import load_settings
 from fr_gateway.enrolment import run_enrolment
 from fr_gateway.faces.crops import CropKind
@@ -72,14 +73,14 @@ def test_rejects_file_names_reasons_and_runs_again_once_fixed(open_service, tmp_
     (tmp_path / "fixed.csv").write_text(fixed)
     rerun = run_enrolment(tmp_path / "fixed.csv", tmp_path / "rejects2.csv", service=service, progress=False)
     assert rerun.counts == {"enrolled": 2}
-    assert service._store.attributes(nik_for(1)) == {"province": "31"}
+    assert service.gallery.store.attributes(nik_for(1)) == {"province": "31"}
 
 
 def test_a_nik_repeated_in_one_chunk_is_indexed_once(open_service):
     service = open_service()
     face = lambda person: FaceInput(photos("orl", person)[0].read_bytes(), CropKind.LOOSE)  # noqa: E731
     results = list(service.enroll_many([EnrollRecord(nik_for(1), face("s1")), EnrollRecord(nik_for(1), face("s2")),
-                                        EnrollRecord(nik_for(2), face("s3"))]))
+                                        EnrollRecord(nik_for(2), face("s3"))], Caller.local()))
     assert [(r.enrolled, r.replaced) for r in results] == [(True, False), (True, True), (True, False)]
     assert service.gallery_size == 2
     assert service.identify(FaceInput(photos("orl", "s2")[1].read_bytes(), CropKind.LOOSE)).candidates[0].nik == \
@@ -89,8 +90,8 @@ def test_a_nik_repeated_in_one_chunk_is_indexed_once(open_service):
 def test_saved_index_is_used_when_current_and_rebuilt_otherwise(engine, open_service, tmp_path, caplog):
     service = open_service()
     for n, person in enumerate(PEOPLE[:5]):
-        service.enroll(nik_for(n), FaceInput(photos("orl", person)[0].read_bytes(), CropKind.LOOSE), {})
-    template = service._store.get(nik_for(1)).tobytes()
+        service.enroll(nik_for(n), FaceInput(photos("orl", person)[0].read_bytes(), CropKind.LOOSE), {}, Caller.local())
+    template = service.gallery.store.get(nik_for(1)).tobytes()
     service.close()
     snapshot = tmp_path / "gallery" / SNAPSHOT_FILE
     sealed = snapshot.read_bytes()
@@ -143,3 +144,46 @@ def test_gallery_duplicates_and_remove_commands(tmp_path):
                                          f"{nik_for(2)}: erased"]
     assert "Traceback" not in mixed.stderr
     assert "0 pairs" in fr_gateway("gallery", "duplicates", "--gallery", str(gallery)).stderr
+
+
+def test_gallery_remove_and_keys_rotate_go_through_the_running_gateway(tmp_path):
+    """While a gateway serves the gallery, `gallery remove --target` erases through it (store, index, one audit
+    record) and `keys rotate --target` re-seals every template while calls keep working; the offline forms are
+    refused with a pointer to --target rather than writing around the gateway."""
+    gallery = tmp_path / "index" / "gallery"
+    manifest = write_manifest(tmp_path / "m.csv", [(nik_for(n), photos("orl", person)[0], "64")
+                                                   for n, person in enumerate(PEOPLE[:3])])
+    gateway = launch(tmp_path / "g", "--insecure", "--gallery", str(gallery))
+    try:
+        enrolled = fr_gateway("enroll", "--manifest", str(manifest), "--target", gateway.target, "--no-progress")
+        assert enrolled.returncode == 0, enrolled.stderr
+        offline = fr_gateway("gallery", "remove", "--gallery", str(gallery), nik_for(1))
+        assert offline.returncode == 2 and "a gateway serves this gallery; make the change through it with " \
+            "--target" in offline.stderr, offline.stderr
+        removed = fr_gateway("gallery", "remove", "--target", gateway.target, nik_for(1), "12345", nik_for(7))
+        assert removed.returncode == 2, removed.stderr
+        assert removed.stdout.splitlines() == [f"{nik_for(1)}: erased", "12345: not erased: NIK_INVALID: NIK must "
+                                               "be 16 digits, got 5 characters", f"{nik_for(7)}: not enrolled"]
+        found = fr_gateway("identify", "--target", gateway.target, "--image", str(photos("orl", PEOPLE[1])[1]))
+        assert found.returncode == 0 and found.stdout.startswith("NO_MATCH"), found.stdout
+        assert fr_gateway("identify", "--target", gateway.target, "--image", str(
+            photos("orl", PEOPLE[2])[1])).stdout.startswith("MATCH")
+
+        old = KeyRing.load(tmp_path / "index" / "keys" / "gallery.json").active
+        assert "a gateway serves this gallery" in fr_gateway("keys", "rotate", "--gallery", str(gallery)).stderr
+        rotated = fr_gateway("keys", "rotate", "--target", gateway.target, "--retire")
+        assert rotated.returncode == 0, rotated.stderr
+        active = KeyRing.load(tmp_path / "index" / "keys" / "gallery.json").active
+        assert rotated.stdout == f"new active key {active}; resealed 2 templates; retired {old}\n"
+        verified = fr_gateway("verify", "--target", gateway.target, "--probe", str(photos("orl", PEOPLE[2])[1]),
+                              "--nik", nik_for(2))
+        assert verified.returncode == 0 and verified.stdout.startswith("MATCH"), verified.stdout + verified.stderr
+    finally:
+        stop(gateway)
+    records = audit_records(gallery)
+    removals = [(r["nik"], r["decision"]) for r in records if r["operation"] == "Remove"]
+    assert removals == [(nik_for(1), "ERASED"), ("12345", "REJECTED"), (nik_for(7), "NOT_ENROLLED")]
+    assert [r["detail"] for r in records if r["operation"] == "RotateKeys"] == [rotated.stdout.strip()]
+    restarted = launch(tmp_path / "g2", "--insecure", "--gallery", str(gallery))  # the saved index opens too
+    log = stop(restarted)
+    assert "serving 2 templates" in log and "does not open" not in log and "building" not in log, log

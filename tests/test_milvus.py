@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from conftest import ENROLLED, fr_gateway, launch, loose, nik_for, photos, stop
+from conftest import ENROLLED, audit_records, fr_gateway, launch, loose, nik_for, photos, stop
 from pymilvus import MilvusClient
 
 from fr_gateway.config import environment
@@ -124,9 +124,34 @@ def test_two_replicas_share_one_collection_and_a_balanced_client_survives_one_st
         in drifted.stdout, drifted.stderr
 
 
+def test_gallery_remove_through_a_running_gateway_erases_from_the_collection(milvus, tmp_path):
+    gallery = tmp_path / "index" / "gallery"
+    gateway = launch(tmp_path / "g", "--insecure", "--gallery", str(gallery), search_backend="milvus",
+                     milvus_uri=milvus, milvus_collection="erasure")
+    try:
+        photo = photos(*ENROLLED[0])
+        with grpc.insecure_channel(gateway.target) as channel:
+            assert gallery_pb2_grpc.GalleryStub(channel).Enroll(
+                gallery_pb2.EnrollRequest(nik=nik_for(0), face=loose(photo[0])), timeout=60).enrolled
+            removed = fr_gateway("gallery", "remove", "--target", gateway.target, nik_for(0))
+            assert removed.returncode == 0 and removed.stdout == f"{nik_for(0)}: erased\n", removed.stderr
+            found = recognition_pb2_grpc.RecognitionStub(channel).Identify(recognition_pb2.IdentifyRequest(
+                camera_id="gate", face=loose(photo[1])), timeout=60)
+        assert found.decision == face_pb2.NO_MATCH and not found.candidates
+        client = MilvusClient(uri=milvus)
+        assert client.get("erasure", ids=[nik_for(0)]) == []
+        client.close()
+    finally:
+        stop(gateway)
+    assert [(r["nik"], r["decision"]) for r in audit_records(gallery) if r["operation"] == "Remove"] == \
+        [(nik_for(0), "ERASED")]
+
+
 def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
     """With its Milvus gone, a gateway answers a unary Identify UNAVAILABLE with the reason, a stream's crops
-    OVERLOADED with the reason (the stream goes on), and keeps serving what needs no search."""
+    OVERLOADED with the reason (the stream goes on), and keeps serving what needs no search. Enrolments and
+    erasures are committed to the store and answered INDEX_BEHIND, audited; `gallery sync` repairs the
+    collection once Milvus is back."""
     with milvus_lite_server(tmp_path / "milvus") as (uri, server):
         gateway = launch(tmp_path / "g", "--insecure", "--gallery", str(tmp_path / "index" / "gallery"),
                          search_backend="milvus", milvus_uri=uri, milvus_collection="outage")
@@ -155,8 +180,21 @@ def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
                                               timeout=60)
                 assert verified.decision == face_pb2.MATCH  # 1:1 needs only the store
                 assert recognition.GetInfo(recognition_pb2.GetInfoRequest(), timeout=30).gallery_size == 1
+                # changes are committed to the store, told INDEX_BEHIND and audited, never UNKNOWN
+                gallery = gallery_pb2_grpc.GalleryStub(channel)
+                enrolled = gallery.Enroll(gallery_pb2.EnrollRequest(nik=nik_for(1), face=loose(
+                    photos(*ENROLLED[1])[0])), timeout=60)
+                assert (enrolled.enrolled, enrolled.reason) == (True, face_pb2.INDEX_BEHIND), enrolled
+                assert "run `fr-gateway gallery sync`" in enrolled.detail
+                removed = gallery.Remove(gallery_pb2.RemoveRequest(nik=nik_for(0)), timeout=60)
+                assert (removed.removed, removed.reason) == (True, face_pb2.INDEX_BEHIND), removed
         finally:
             log = stop(gateway)
+    changes = [(r["operation"], r["nik"], r["decision"], r["status"], r["reason"])
+               for r in audit_records(tmp_path / "index" / "gallery") if r["operation"] in ("Enroll", "Remove")]
+    assert changes == [("Enroll", nik_for(0), "ENROLLED", "OK", ""),
+                       ("Enroll", nik_for(1), "ENROLLED", "OK", "INDEX_BEHIND"),
+                       ("Remove", nik_for(0), "ERASED", "OK", "INDEX_BEHIND")]
     assert "WARNING fr_gateway.batching: search batch of 1 failed: Milvus at" in log
     assert "ERROR fr_gateway" not in log, log
     assert "Traceback" not in log
@@ -166,3 +204,12 @@ def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
     assert check.returncode == 5, check.stderr
     assert f"Milvus at {uri} did not answer opening collection" in check.stderr
     assert len(check.stderr.strip().splitlines()) == 1, check.stderr
+    with milvus_lite_server(tmp_path / "milvus") as (uri, _):  # back: `gallery sync` repairs what it missed
+        settings = {"search_backend": "milvus", "milvus_uri": uri, "milvus_collection": "outage"}
+        repaired = fr_gateway("gallery", "sync", "--gallery", str(tmp_path / "index" / "gallery"),
+                              env={**os.environ, **environment(settings)})
+        assert repaired.returncode == 0 and "repaired" in repaired.stdout, repaired.stdout + repaired.stderr
+        client = MilvusClient(uri=uri)
+        held = client.query("outage", filter="", output_fields=["nik"], limit=10)
+        client.close()
+    assert [row["nik"] for row in held] == [nik_for(1)]

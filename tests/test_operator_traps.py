@@ -4,6 +4,7 @@ and explains every flag, and the client's own mistakes reported by the client, b
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -57,14 +58,16 @@ def test_a_taken_metrics_port_is_named_and_an_empty_address_switches_metrics_off
 
 def test_a_start_up_failure_reaches_stderr_with_mutual_tls_too(tmp_path, taken_port):
     """With TLS the gateway routes its stderr through the handshake tap: an error that stops the start must
-    still reach the operator."""
+    still reach the operator, and so must a warning that GRPC_VERBOSITY keeps refused handshakes unaudited."""
     assert fr_gateway("certs", "init", "--dir", str(tmp_path / "certs")).returncode == 0
     assert fr_gateway("audit", "keys", "init", "--gateway", str(tmp_path / "keys" / "audit-gateway"),
                       "--auditor", str(tmp_path / "auditor-keys")).returncode == 0
     result = fr_gateway("serve", "--certs", str(tmp_path / "certs"), "--gallery", str(tmp_path / "gallery"),
-                        "--listen", "127.0.0.1:0", "--metrics-listen", taken_port)
+                        "--listen", "127.0.0.1:0", "--metrics-listen", taken_port,
+                        env={**os.environ, "GRPC_VERBOSITY": "error"})
     assert result.returncode == 4, result.stderr
     assert f"cannot serve Prometheus metrics on {taken_port}" in result.stderr
+    assert "GRPC_VERBOSITY=ERROR hides gRPC's handshake lines: refused TLS handshakes" in result.stderr
 
 
 def test_a_second_gateway_is_refused_a_port_another_gateway_serves(tmp_path):

@@ -64,3 +64,19 @@ def test_the_recogniser_runs_one_single_threaded_batch_per_core_on_the_cpu(envir
     """Side-by-side runs of up to 8 crops scale better than one run split over the cores
     (benchmarks/realtime.md); a GPU gets one worker and batches of 32; every knob can be set."""
     assert recogniser_layout(load_settings(environ=environ), providers) == layout
+
+
+def test_the_scrfd_internals_the_batched_detector_reads_are_those_of_the_pinned_insightface():
+    """SCRFD has no public API for batches: FaceDetector letterboxes and decodes a batch itself from the
+    model's anchor layout (`_num_anchors`, `_feat_stride_fpn`, `fmc`) and thresholds. These are private to
+    insightface 0.7.3; this fails, naming what is gone, if an upgrade renames them."""
+    from importlib.metadata import version
+
+    settings = load_settings(environ={})
+    detector = load_detector(settings, locate_pack(settings.model_dir or None), choose_providers(()))
+    scrfd = detector._scrfd
+    read = ("_num_anchors", "_feat_stride_fpn", "fmc", "det_thresh", "input_mean", "input_std", "input_name",
+            "output_names", "session", "nms")
+    missing = [name for name in read if not hasattr(scrfd, name)]
+    assert not missing, f"insightface {version('insightface')} SCRFD no longer has {missing}: update FaceDetector"
+    assert version("insightface") == "0.7.3", "insightface changed: check FaceDetector's use of SCRFD internals"

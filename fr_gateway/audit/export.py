@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidTag
 
 from fr_gateway.audit import chain
 from fr_gateway.audit.keys import AuditorKeys
-from fr_gateway.audit.trail import OPERATIONS
+from fr_gateway.audit.trail import DECISIONS, OPERATIONS
 from fr_gateway.audit.verify import Report, verify
 
 CSV_COLUMNS = ("seq", "integrity", "log_intact", "time", "operation", "decision", "status", "reason", "caller",
@@ -37,6 +37,7 @@ class Selection:
     camera: str | None = None
     nik: str | None = None
     operation: str | None = None
+    decision: str | None = None
 
     def __post_init__(self) -> None:
         """A selection that can match nothing is a mistake to report, not an empty export."""
@@ -45,6 +46,8 @@ class Selection:
                              "empty: --from must come before --to")
         if self.operation and self.operation.lower() not in {name.lower() for name in OPERATIONS}:
             raise ValueError(f"--operation {self.operation!r}: records name one of {', '.join(OPERATIONS)}")
+        if self.decision and self.decision.upper() not in DECISIONS:
+            raise ValueError(f"--decision {self.decision!r}: records hold one of {', '.join(DECISIONS)}")
 
     def wants(self, event: dict) -> bool:
         moment = parse_time(event["time"])
@@ -52,7 +55,8 @@ class Selection:
         return ((self.start is None or moment >= self.start) and (self.end is None or moment < self.end)
                 and (self.camera is None or event.get("camera_id") == self.camera)
                 and (self.nik is None or self.nik in niks)
-                and (self.operation is None or event.get("operation", "").lower() == self.operation.lower()))
+                and (self.operation is None or event.get("operation", "").lower() == self.operation.lower())
+                and (self.decision is None or event.get("decision") == self.decision.upper()))
 
 
 @dataclasses.dataclass

@@ -4,6 +4,7 @@ model and gallery version filled in, so every writer produces the same fields.""
 from __future__ import annotations
 
 import dataclasses
+import enum
 import getpass
 import logging
 import threading
@@ -14,6 +15,7 @@ from fr_gateway.audit.keys import SIGNING_KEY, WriterKeys, issue
 from fr_gateway.audit.log import AuditLog, Fsync, utc_now
 from fr_gateway.config import Settings, audit_dir_for, audit_keys_for, audit_witness_for, local_auditor_keys_for
 from fr_gateway.contract import gallery_pb2, recognition_pb2
+from fr_gateway.decision import Decision
 from fr_gateway.metrics import REQUESTS, timed
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,25 @@ TLS_HANDSHAKE = "TLS handshake"
 OPERATIONS = (*(method.name for module, service in ((recognition_pb2, "Recognition"), (gallery_pb2, "Gallery"))
                 for method in module.DESCRIPTOR.services_by_name[service].methods),
               "Check", "Watch", "ServerReflectionInfo", TLS_HANDSHAKE)
+
+
+
+
+class Verdict(enum.Enum):
+    """What a record says happened when it is not a face decision (those are `Decision`'s): a gallery change, a
+    key rotation, a refused call. Auditors filter on these names."""
+
+    ENROLLED = enum.auto()
+    REPLACED = enum.auto()
+    UNCHANGED = enum.auto()
+    ERASED = enum.auto()
+    NOT_ENROLLED = enum.auto()
+    ROTATED = enum.auto()
+    REFUSED = enum.auto()
+
+
+# Every name a record's decision can hold
+DECISIONS = (*Decision.__members__, *Verdict.__members__)
 
 
 # The longest a caller-given text is written into a record or echoed in a status, in characters: NIK and camera
@@ -59,7 +80,7 @@ class Caller:
 class Outcome:
     """The answer to one audited operation; `status` is the gRPC status code name the caller received."""
 
-    decision: str
+    decision: Decision | Verdict
     status: str = "OK"
     reason: str = ""
     detail: str = ""
@@ -104,7 +125,7 @@ class AuditTrail:
                camera_id: str = "", started: float | None = None) -> None:
         """`started` is a time.perf_counter() value taken when the call arrived, for the latency field. Every
         decision and refusal passes here, so this is also where they are counted for the metrics."""
-        REQUESTS.labels(operation, outcome.decision).inc()
+        REQUESTS.labels(operation, outcome.decision.name).inc()
         self._write(caller, operation, outcome, request_id, camera_id, started)
 
     def _write(self, caller: Caller, operation: str, outcome: Outcome, request_id: str = "", camera_id: str = "",
@@ -115,8 +136,8 @@ class AuditTrail:
         given = {field: bounded(text, FIELD_LIMITS[field]) for field, text in given.items()}
         event = {
             "time": utc_now(), "caller": caller.identity, "role": caller.role, "peer": caller.peer,
-            "operation": operation, "decision": outcome.decision, "status": outcome.status, "reason": outcome.reason,
-            **given,
+            "operation": operation, "decision": outcome.decision.name, "status": outcome.status,
+            "reason": outcome.reason, **given,
             "candidates": [{"nik": nik, "score": round(score, 4)} for nik, score in outcome.candidates],
             "score": None if outcome.score is None else round(outcome.score, 4), "threshold": outcome.threshold,
             "model": self._model, "gallery_version": self._gallery_version(),
@@ -139,15 +160,15 @@ class AuditTrail:
         if ended is not None and ended.summarised:
             self._summary(operation, status, ended)
         if flood.summarised:
-            REQUESTS.labels(operation, "REFUSED").inc()  # counted now, recorded in the window's summary
+            REQUESTS.labels(operation, Verdict.REFUSED.name).inc()  # counted now, recorded in the window's summary
             return
-        self.record(caller, operation, Outcome("REFUSED", status=status, detail=detail), camera_id=camera_id,
+        self.record(caller, operation, Outcome(Verdict.REFUSED, status=status, detail=detail), camera_id=camera_id,
                     started=started)
 
     def _summary(self, operation: str, status: str, flood: _Flood) -> None:
         peers = ", ".join(sorted(flood.peers)) + (", ..." if flood.summarised > len(flood.peers) else "")
         self._write(Caller("summary", "", peers), operation, Outcome(
-            "REFUSED", status=status, reason="SUMMARY", detail=f"{flood.summarised} more refusals like the "
+            Verdict.REFUSED, status=status, reason="SUMMARY", detail=f"{flood.summarised} more refusals like the "
             f"{REFUSALS_PER_WINDOW} recorded before them, within {FLOOD_WINDOW_S:.0f} s, from {peers}"))
 
     def close(self) -> None:
@@ -173,13 +194,9 @@ def open_trail(settings: Settings, model: str, gallery_version: Callable[[], int
         issue(folder, auditor)
         log.warning("created audit keys: the gateway's in %s, the auditor's in %s; in production the auditor "
                     "keeps theirs elsewhere (see `fr-gateway audit keys init`)", folder, auditor)
-    try:
-        fsync = Fsync(settings.audit_fsync)
-    except ValueError as exc:
-        raise ValueError(f"audit_fsync {settings.audit_fsync!r}: one of always, interval, never") from exc
     witness_file = audit_witness_for(settings)
     if witness_file is None:
         log.warning("AUDIT WITNESS OFF: a log rolled back to an older checkpoint cannot be told from an intact one")
-    return AuditTrail(AuditLog(audit_dir_for(settings), WriterKeys.load(folder), fsync,
+    return AuditTrail(AuditLog(audit_dir_for(settings), WriterKeys.load(folder), Fsync(settings.audit_fsync),
                                settings.audit_segment_mb * 2**20, settings.audit_checkpoint_s,
                                witness_file=witness_file), model, gallery_version)

@@ -40,6 +40,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GATEWAY_OVERLOADED: _ClassVar[Reason]
     SEARCH_UNAVAILABLE: _ClassVar[Reason]
     TEMPLATE_DAMAGED: _ClassVar[Reason]
+    INDEX_BEHIND: _ClassVar[Reason]
 CROP_KIND_UNSPECIFIED: CropKind
 ALIGNED: CropKind
 LOOSE: CropKind
@@ -67,6 +68,7 @@ ARGUMENT_INVALID: Reason
 GATEWAY_OVERLOADED: Reason
 SEARCH_UNAVAILABLE: Reason
 TEMPLATE_DAMAGED: Reason
+INDEX_BEHIND: Reason
 
 class Face(_message.Message):
     __slots__ = ("image", "kind")

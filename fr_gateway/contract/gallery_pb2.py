@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import face_pb2 as frgateway_dot_v1_dot_face__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66rgateway/v1/gallery.proto\x12\x0c\x66rgateway.v1\x1a\x17\x66rgateway/v1/face.proto\"\xb2\x01\n\rEnrollRequest\x12\x0b\n\x03nik\x18\x01 \x01(\t\x12 \n\x04\x66\x61\x63\x65\x18\x02 \x01(\x0b\x32\x12.frgateway.v1.Face\x12?\n\nattributes\x18\x03 \x03(\x0b\x32+.frgateway.v1.EnrollRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x0e\x45nrollResponse\x12\x0b\n\x03nik\x18\x01 \x01(\t\x12\x10\n\x08\x65nrolled\x18\x02 \x01(\x08\x12\x10\n\x08replaced\x18\x03 \x01(\x08\x12$\n\x06reason\x18\x04 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x19\n\x11model_fingerprint\x18\x06 \x01(\t\"b\n\x0eRejectedRecord\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0b\n\x03nik\x18\x02 \x01(\t\x12$\n\x06reason\x18\x03 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x8f\x02\n\rEnrollSummary\x12\x10\n\x08\x65nrolled\x18\x01 \x01(\x04\x12\x10\n\x08replaced\x18\x02 \x01(\x04\x12\x10\n\x08rejected\x18\x03 \x01(\x04\x12M\n\x12rejected_by_reason\x18\x04 \x03(\x0b\x32\x31.frgateway.v1.EnrollSummary.RejectedByReasonEntry\x12-\n\x07rejects\x18\x05 \x03(\x0b\x32\x1c.frgateway.v1.RejectedRecord\x12\x11\n\tunchanged\x18\x06 \x01(\x04\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x1c\n\rRemoveRequest\x12\x0b\n\x03nik\x18\x01 \x01(\t\".\n\x0eRemoveResponse\x12\x0b\n\x03nik\x18\x01 \x01(\t\x12\x0f\n\x07removed\x18\x02 \x01(\x08\x32\xdf\x01\n\x07Gallery\x12\x43\n\x06\x45nroll\x12\x1b.frgateway.v1.EnrollRequest\x1a\x1c.frgateway.v1.EnrollResponse\x12J\n\x0c\x45nrollStream\x12\x1b.frgateway.v1.EnrollRequest\x1a\x1b.frgateway.v1.EnrollSummary(\x01\x12\x43\n\x06Remove\x12\x1b.frgateway.v1.RemoveRequest\x1a\x1c.frgateway.v1.RemoveResponseB-\n\x0fid.frgateway.v1P\x01Z\x18\x66rgateway/v1;frgatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66rgateway/v1/gallery.proto\x12\x0c\x66rgateway.v1\x1a\x17\x66rgateway/v1/face.proto\"\xb2\x01\n\rEnrollRequest\x12\x0b\n\x03nik\x18\x01 \x01(\t\x12 \n\x04\x66\x61\x63\x65\x18\x02 \x01(\x0b\x32\x12.frgateway.v1.Face\x12?\n\nattributes\x18\x03 \x03(\x0b\x32+.frgateway.v1.EnrollRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x0e\x45nrollResponse\x12\x0b\n\x03nik\x18\x01 \x01(\t\x12\x10\n\x08\x65nrolled\x18\x02 \x01(\x08\x12\x10\n\x08replaced\x18\x03 \x01(\x08\x12$\n\x06reason\x18\x04 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x19\n\x11model_fingerprint\x18\x06 \x01(\t\"b\n\x0eRejectedRecord\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0b\n\x03nik\x18\x02 \x01(\t\x12$\n\x06reason\x18\x03 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xa5\x02\n\rEnrollSummary\x12\x10\n\x08\x65nrolled\x18\x01 \x01(\x04\x12\x10\n\x08replaced\x18\x02 \x01(\x04\x12\x10\n\x08rejected\x18\x03 \x01(\x04\x12M\n\x12rejected_by_reason\x18\x04 \x03(\x0b\x32\x31.frgateway.v1.EnrollSummary.RejectedByReasonEntry\x12-\n\x07rejects\x18\x05 \x03(\x0b\x32\x1c.frgateway.v1.RejectedRecord\x12\x11\n\tunchanged\x18\x06 \x01(\x04\x12\x14\n\x0cindex_behind\x18\x07 \x01(\x04\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x1c\n\rRemoveRequest\x12\x0b\n\x03nik\x18\x01 \x01(\t\"d\n\x0eRemoveResponse\x12\x0b\n\x03nik\x18\x01 \x01(\t\x12\x0f\n\x07removed\x18\x02 \x01(\x08\x12$\n\x06reason\x18\x03 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"#\n\x11RotateKeysRequest\x12\x0e\n\x06retire\x18\x01 \x01(\x08\"K\n\x12RotateKeysResponse\x12\x12\n\nactive_key\x18\x01 \x01(\t\x12\x10\n\x08resealed\x18\x02 \x01(\x04\x12\x0f\n\x07retired\x18\x03 \x03(\t2\xb0\x02\n\x07Gallery\x12\x43\n\x06\x45nroll\x12\x1b.frgateway.v1.EnrollRequest\x1a\x1c.frgateway.v1.EnrollResponse\x12J\n\x0c\x45nrollStream\x12\x1b.frgateway.v1.EnrollRequest\x1a\x1b.frgateway.v1.EnrollSummary(\x01\x12\x43\n\x06Remove\x12\x1b.frgateway.v1.RemoveRequest\x1a\x1c.frgateway.v1.RemoveResponse\x12O\n\nRotateKeys\x12\x1f.frgateway.v1.RotateKeysRequest\x1a .frgateway.v1.RotateKeysResponseB-\n\x0fid.frgateway.v1P\x01Z\x18\x66rgateway/v1;frgatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,13 +46,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REJECTEDRECORD']._serialized_start=399
   _globals['_REJECTEDRECORD']._serialized_end=497
   _globals['_ENROLLSUMMARY']._serialized_start=500
-  _globals['_ENROLLSUMMARY']._serialized_end=771
-  _globals['_ENROLLSUMMARY_REJECTEDBYREASONENTRY']._serialized_start=716
-  _globals['_ENROLLSUMMARY_REJECTEDBYREASONENTRY']._serialized_end=771
-  _globals['_REMOVEREQUEST']._serialized_start=773
-  _globals['_REMOVEREQUEST']._serialized_end=801
-  _globals['_REMOVERESPONSE']._serialized_start=803
-  _globals['_REMOVERESPONSE']._serialized_end=849
-  _globals['_GALLERY']._serialized_start=852
-  _globals['_GALLERY']._serialized_end=1075
+  _globals['_ENROLLSUMMARY']._serialized_end=793
+  _globals['_ENROLLSUMMARY_REJECTEDBYREASONENTRY']._serialized_start=738
+  _globals['_ENROLLSUMMARY_REJECTEDBYREASONENTRY']._serialized_end=793
+  _globals['_REMOVEREQUEST']._serialized_start=795
+  _globals['_REMOVEREQUEST']._serialized_end=823
+  _globals['_REMOVERESPONSE']._serialized_start=825
+  _globals['_REMOVERESPONSE']._serialized_end=925
+  _globals['_ROTATEKEYSREQUEST']._serialized_start=927
+  _globals['_ROTATEKEYSREQUEST']._serialized_end=962
+  _globals['_ROTATEKEYSRESPONSE']._serialized_start=964
+  _globals['_ROTATEKEYSRESPONSE']._serialized_end=1039
+  _globals['_GALLERY']._serialized_start=1042
+  _globals['_GALLERY']._serialized_end=1346
 # @@protoc_insertion_point(module_scope)

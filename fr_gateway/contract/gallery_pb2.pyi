@@ -53,7 +53,7 @@ class RejectedRecord(_message.Message):
     def __init__(self, index: _Optional[int] = ..., nik: _Optional[str] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class EnrollSummary(_message.Message):
-    __slots__ = ("enrolled", "replaced", "rejected", "rejected_by_reason", "rejects", "unchanged")
+    __slots__ = ("enrolled", "replaced", "rejected", "rejected_by_reason", "rejects", "unchanged", "index_behind")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -67,13 +67,15 @@ class EnrollSummary(_message.Message):
     REJECTED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
     REJECTS_FIELD_NUMBER: _ClassVar[int]
     UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    INDEX_BEHIND_FIELD_NUMBER: _ClassVar[int]
     enrolled: int
     replaced: int
     rejected: int
     rejected_by_reason: _containers.ScalarMap[str, int]
     rejects: _containers.RepeatedCompositeFieldContainer[RejectedRecord]
     unchanged: int
-    def __init__(self, enrolled: _Optional[int] = ..., replaced: _Optional[int] = ..., rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., rejects: _Optional[_Iterable[_Union[RejectedRecord, _Mapping]]] = ..., unchanged: _Optional[int] = ...) -> None: ...
+    index_behind: int
+    def __init__(self, enrolled: _Optional[int] = ..., replaced: _Optional[int] = ..., rejected: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., rejects: _Optional[_Iterable[_Union[RejectedRecord, _Mapping]]] = ..., unchanged: _Optional[int] = ..., index_behind: _Optional[int] = ...) -> None: ...
 
 class RemoveRequest(_message.Message):
     __slots__ = ("nik",)
@@ -82,9 +84,29 @@ class RemoveRequest(_message.Message):
     def __init__(self, nik: _Optional[str] = ...) -> None: ...
 
 class RemoveResponse(_message.Message):
-    __slots__ = ("nik", "removed")
+    __slots__ = ("nik", "removed", "reason", "detail")
     NIK_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     nik: str
     removed: bool
-    def __init__(self, nik: _Optional[str] = ..., removed: _Optional[bool] = ...) -> None: ...
+    reason: _face_pb2.Reason
+    detail: str
+    def __init__(self, nik: _Optional[str] = ..., removed: _Optional[bool] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class RotateKeysRequest(_message.Message):
+    __slots__ = ("retire",)
+    RETIRE_FIELD_NUMBER: _ClassVar[int]
+    retire: bool
+    def __init__(self, retire: _Optional[bool] = ...) -> None: ...
+
+class RotateKeysResponse(_message.Message):
+    __slots__ = ("active_key", "resealed", "retired")
+    ACTIVE_KEY_FIELD_NUMBER: _ClassVar[int]
+    RESEALED_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_FIELD_NUMBER: _ClassVar[int]
+    active_key: str
+    resealed: int
+    retired: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, active_key: _Optional[str] = ..., resealed: _Optional[int] = ..., retired: _Optional[_Iterable[str]] = ...) -> None: ...

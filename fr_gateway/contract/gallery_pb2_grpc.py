@@ -50,6 +50,11 @@ class GalleryStub:
                 request_serializer=frgateway_dot_v1_dot_gallery__pb2.RemoveRequest.SerializeToString,
                 response_deserializer=frgateway_dot_v1_dot_gallery__pb2.RemoveResponse.FromString,
                 _registered_method=True)
+        self.RotateKeys = channel.unary_unary(
+                '/frgateway.v1.Gallery/RotateKeys',
+                request_serializer=frgateway_dot_v1_dot_gallery__pb2.RotateKeysRequest.SerializeToString,
+                response_deserializer=frgateway_dot_v1_dot_gallery__pb2.RotateKeysResponse.FromString,
+                _registered_method=True)
 
 
 class GalleryServicer:
@@ -79,6 +84,15 @@ class GalleryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateKeys(self, request, context):
+        """Admin only: a new active data key, every template re-encrypted under it and the saved index sealed
+        again, audited; with retire, keys no record uses any more leave the key file. Calls keep working
+        throughout. FAILED_PRECONDITION when the key comes from the environment (FRG_TEMPLATE_KEY).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GalleryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +110,11 @@ def add_GalleryServicer_to_server(servicer, server):
                     servicer.Remove,
                     request_deserializer=frgateway_dot_v1_dot_gallery__pb2.RemoveRequest.FromString,
                     response_serializer=frgateway_dot_v1_dot_gallery__pb2.RemoveResponse.SerializeToString,
+            ),
+            'RotateKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKeys,
+                    request_deserializer=frgateway_dot_v1_dot_gallery__pb2.RotateKeysRequest.FromString,
+                    response_serializer=frgateway_dot_v1_dot_gallery__pb2.RotateKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +199,33 @@ class Gallery:
             '/frgateway.v1.Gallery/Remove',
             frgateway_dot_v1_dot_gallery__pb2.RemoveRequest.SerializeToString,
             frgateway_dot_v1_dot_gallery__pb2.RemoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/frgateway.v1.Gallery/RotateKeys',
+            frgateway_dot_v1_dot_gallery__pb2.RotateKeysRequest.SerializeToString,
+            frgateway_dot_v1_dot_gallery__pb2.RotateKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

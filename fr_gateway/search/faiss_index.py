@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 import faiss
 import numpy as np
 
+from fr_gateway.search.base import Candidate
+
 NIK_DIGITS = 16
 KINDS = ("flat", "pqfs", "ivfpq", "hnsw")
 EXACT_LIMIT = 100_000  # beyond, one exact scan of 2 KiB per identity takes tens of milliseconds
@@ -36,12 +38,6 @@ HNSW_MIN = 1_000
 PQFS_TRAINING = 65_536  # principal components and 16 centroids a sub-quantiser learn little from more
 # Re-ranking needs exact templates by NIK; the store provides them.
 ExactTemplates = Callable[[Sequence[str]], dict[str, np.ndarray]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Candidate:
-    nik: str
-    score: float
 
 
 @dataclasses.dataclass(frozen=True)

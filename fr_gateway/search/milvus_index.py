@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from fr_gateway.search.backend import SearchUnavailable
-from fr_gateway.search.faiss_index import Candidate
+from fr_gateway.search.base import Candidate, SearchUnavailable
 
 try:
     from pymilvus.exceptions import MilvusException
@@ -148,14 +147,16 @@ class MilvusIndex:
     def add(self, niks: Sequence[str], templates: np.ndarray) -> None:
         """Insert or replace (upsert: a re-enrolled NIK keeps one row)."""
         now = _now_ms()
-        self._client.upsert(self._spec.collection, [
-            {"nik": nik, "template": template.tolist(), "model_fingerprint": self.model_fingerprint,
-             "enrolled_at": now, "province": nik[:2]}
-            for nik, template in zip(niks, np.asarray(templates, dtype=np.float32), strict=True)])
+        with _answered(self._spec.uri, f"writing {len(niks)} templates"):
+            self._client.upsert(self._spec.collection, [
+                {"nik": nik, "template": template.tolist(), "model_fingerprint": self.model_fingerprint,
+                 "enrolled_at": now, "province": nik[:2]}
+                for nik, template in zip(niks, np.asarray(templates, dtype=np.float32), strict=True)])
         self._count_again()
 
     def remove(self, nik: str) -> bool:
-        self._client.delete(self._spec.collection, ids=[nik])
+        with _answered(self._spec.uri, "a deletion"):
+            self._client.delete(self._spec.collection, ids=[nik])
         self._count_again()
         return True
 
@@ -212,9 +213,10 @@ class MilvusIndex:
             for start in range(0, len(write), PAGE):
                 templates = templates_of(write[start:start + PAGE])
                 self.add(list(templates), np.stack(list(templates.values())))
-            for start in range(0, len(extra), PAGE):
-                self._client.delete(self._spec.collection, ids=extra[start:start + PAGE])
-            self.flush()
+            with _answered(self._spec.uri, "the repair"):
+                for start in range(0, len(extra), PAGE):
+                    self._client.delete(self._spec.collection, ids=extra[start:start + PAGE])
+                self.flush()
         return Drift(len(missing), len(stale), len(extra))
 
     def flush(self) -> None:

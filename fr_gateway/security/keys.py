@@ -96,22 +96,28 @@ class KeyRing:
         ring.save()
         return ring
 
-    def save(self) -> None:
-        """Write atomically with mode 0600 (in a 0700 folder when this creates it)."""
+    def _file(self) -> Path:
         if self.path is None:
             raise KeyRingError(f"keys from {KEY_ENV} live in the environment; rotate them with a key file")
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.path
+
+    def save(self) -> None:
+        """Write atomically with mode 0600 (in a 0700 folder when this creates it)."""
+        path = self._file()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         content = {"active": self.active,
                    "keys": {kid: base64.b64encode(key).decode() for kid, key in self._keys.items()}}
-        temporary = self.path.with_suffix(".tmp")
+        temporary = path.with_suffix(".tmp")
         with os.fdopen(private_file(temporary), "w") as handle:
             json.dump(content, handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        os.replace(temporary, path)
 
     def add_active(self) -> str:
-        """Add a new key and make it the active one; older keys stay, to read what they sealed."""
+        """Add a new key and make it the active one; older keys stay, to read what they sealed. Only a ring kept
+        in a file rotates: a key made here and kept nowhere would lose what it sealed."""
+        self._file()
         key = secrets.token_bytes(32)
         self._keys[key_id(key)] = key
         self.active = key_id(key)

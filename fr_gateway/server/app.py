@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import faulthandler
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -24,7 +25,7 @@ from fr_gateway.metrics import RUNTIME
 from fr_gateway.security.certs import TlsFiles
 from fr_gateway.server.decisions import DecisionHub
 from fr_gateway.server.guard import Guard
-from fr_gateway.server.handshakes import HandshakeTap
+from fr_gateway.server.handshakes import HandshakeTap, hidden_by_verbosity
 from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer
 from fr_gateway.server.threads import ElasticThreadPool
 from fr_gateway.service import GatewayService
@@ -52,6 +53,7 @@ class Gateway:
         except (AuditKeyError, OSError, ValueError):
             self.service.close()
             raise
+        self.service.gallery.audit_to(self.trail)
         guard = Guard(self.trail, secure=tls is not None, rate=settings.rate_limit, burst=settings.rate_burst,
                       streams_per_client=settings.streams_per_client, ready=lambda: self.service.ready)
         self.decisions = DecisionHub()
@@ -78,7 +80,7 @@ class Gateway:
         recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self._crops,
                                           settings.stream_window)
         recognition_pb2_grpc.add_RecognitionServicer_to_server(recognition, self._server)
-        gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service, self.trail), self._server)
+        gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service), self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
@@ -147,6 +149,9 @@ def serve(settings: Settings, insecure: bool, port_file: Path | None = None) -> 
         tls = TlsFiles.load(settings.tls_cert, settings.tls_key, settings.tls_ca)
     gateway = Gateway(settings, tls=tls)
     tap = HandshakeTap(gateway.trail).start() if tls and gateway.trail.log else None
+    if tap and (verbosity := hidden_by_verbosity(os.environ)):
+        log.warning("GRPC_VERBOSITY=%s hides gRPC's handshake lines: refused TLS handshakes (no certificate, "
+                    "another CA, expired) will not be audited; unset it or set INFO", verbosity)
     try:
         gateway.start()
         if port_file:

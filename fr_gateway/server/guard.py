@@ -35,6 +35,7 @@ VERIFY = _methods(RECOGNITION, "Verify")
 WATCH = _methods(RECOGNITION, "WatchDecisions")
 INFO = _methods(RECOGNITION, "GetInfo")
 ENROL = _methods(GALLERY, "Enroll", "EnrollStream", "Remove")
+KEYS = _methods(GALLERY, "RotateKeys")
 HEALTH = _methods(health.SERVICE_NAME, "Check", "Watch")
 REFLECTION = _methods(reflection.SERVICE_NAME, "ServerReflectionInfo")
 # What each role may call on the serving port; anything else is PERMISSION_DENIED. Auditors read the log
@@ -45,9 +46,16 @@ ROLE_METHODS: dict[str, frozenset[str]] = {
     "integrator": ENROL | INFO | HEALTH | REFLECTION,
     "monitor": WATCH | INFO | HEALTH,
     "auditor": frozenset(),
-    "admin": IDENTIFY | VERIFY | ENROL | WATCH | INFO | HEALTH | REFLECTION,
+    "admin": IDENTIFY | VERIFY | ENROL | KEYS | WATCH | INFO | HEALTH | REFLECTION,
 }
 TLS_VERSION = "TLSv1.3"
+# gRPC's public constructors of a method handler, by the attribute that holds its behaviour
+HANDLER_FACTORIES = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
 STREAM_PATIENCE_S = 5.0  # how long one message of a client stream waits for its rate-limit token
 
 _current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
@@ -211,12 +219,14 @@ class Guard(grpc.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+        for kind, make_handler in HANDLER_FACTORIES.items():
             behaviour = getattr(handler, kind)
             if behaviour is not None:
                 wrap = self._streaming if handler.response_streaming else self._unary
                 wrapped = wrap(behaviour, method, handler.request_streaming, handler.request_deserializer)
-                return handler._replace(request_deserializer=None, **{kind: wrapped})
+                # the message is parsed in the wrapper (see _decoded), so the new handler has no deserializer
+                return make_handler(wrapped, request_deserializer=None,
+                                    response_serializer=handler.response_serializer)
         return handler
 
     def _enter_stream(self, context: grpc.ServicerContext, caller: Caller, method: str, started: float) -> None:

@@ -1,12 +1,15 @@
 """Audit refused TLS handshakes (no certificate, another CA, expired). gRPC checks client certificates inside
 its C core and reports a failed handshake only as a log line on stderr, never to Python, so the serving
-process routes its stderr through a pipe, passes every line on unchanged and audits the handshake lines."""
+process routes its stderr through a pipe, passes every line on unchanged and audits the handshake lines.
+No supported hook exists: gRPC Python has no callback for a failed handshake, and the C core's lines name no
+peer address, so these records say "unknown" where the peer would be."""
 
 from __future__ import annotations
 
 import os
 import re
 import threading
+from collections.abc import Mapping
 
 from fr_gateway.audit.log import AuditUnavailable
 from fr_gateway.audit.trail import TLS_HANDSHAKE, AuditTrail, Caller
@@ -16,6 +19,14 @@ from fr_gateway.audit.trail import TLS_HANDSHAKE, AuditTrail, Caller
 HANDSHAKE_FAILED = re.compile(rb"Handshake failed with error (?P<error>\S+): (?:error:[0-9a-f]+:[^:]*:[^:]*:)?"
                               rb"(?P<reason>.*)$")
 UNKNOWN_PEER = Caller("unknown", "", "tls handshake")
+# gRPC writes handshake failures at INFO; these verbosities drop them before the tap can see them
+QUIET_VERBOSITIES = frozenset({"WARNING", "ERROR", "NONE"})
+
+
+def hidden_by_verbosity(environ: Mapping[str, str]) -> str | None:
+    """The GRPC_VERBOSITY that keeps refused handshakes out of the audit log, if one is set."""
+    verbosity = environ.get("GRPC_VERBOSITY", "").strip().upper()
+    return verbosity if verbosity in QUIET_VERBOSITIES else None
 
 
 class HandshakeTap:

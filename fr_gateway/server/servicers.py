@@ -4,6 +4,7 @@ with a decision and go on."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import queue
@@ -20,29 +21,35 @@ from fr_gateway import __version__
 from fr_gateway.audit.log import AuditUnavailable, utc_now
 from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Outcome, bounded
 from fr_gateway.calibration import Threshold
+from fr_gateway.changes import EnrollResult
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.decision import Decision
 from fr_gateway.faces.crops import CropKind
-from fr_gateway.reasons import INPUT_REASONS, Problem, Reason
+from fr_gateway.reasons import UNARY_STATUS_NAMES, Problem, Reason, status_name
+from fr_gateway.security.keys import KeyRingError
 from fr_gateway.server.decisions import DecisionHub
 from fr_gateway.server.guard import Guard, Refused, current_caller
-from fr_gateway.service import EnrollRecord, EnrollResult, FaceInput, GatewayService, IdentifyResult, VerifyResult
+from fr_gateway.service import EnrollRecord, FaceInput, GatewayService, IdentifyResult, VerifyResult
 
 log = logging.getLogger(__name__)
 
 # Status for unary calls, by reason; reasons not listed are answered in the response itself.
-UNARY_STATUS = {
-    **{reason: grpc.StatusCode.INVALID_ARGUMENT for reason in INPUT_REASONS},
-    Reason.NIK_NOT_ENROLLED: grpc.StatusCode.NOT_FOUND,
-    Reason.GATEWAY_OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Reason.SEARCH_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    Reason.TEMPLATE_DAMAGED: grpc.StatusCode.DATA_LOSS,
-}
+UNARY_STATUS = {reason: grpc.StatusCode[name] for reason, name in UNARY_STATUS_NAMES.items()}
 LOOSE_KINDS = (face_pb2.CROP_KIND_UNSPECIFIED, face_pb2.LOOSE)
 
 
 def face_input(face: face_pb2.Face) -> FaceInput:
     return FaceInput(bytes(face.image), CropKind.LOOSE if face.kind in LOOSE_KINDS else CropKind.ALIGNED)
+
+
+def request_id_of(request: recognition_pb2.IdentifyRequest | recognition_pb2.VerifyRequest) -> str:
+    """The caller's request id, or a new one when empty. One longer than the audit keeps is refused rather
+    than cut, so every id a caller gets back and every id in the audit log is one the caller sent."""
+    limit = FIELD_LIMITS["request_id"]
+    if len(request.request_id) > limit:
+        raise Problem(Reason.ARGUMENT_INVALID, f"request_id has {len(request.request_id)} characters; at most "
+                                               f"{limit} are kept")
+    return request.request_id or uuid.uuid4().hex
 
 
 def threshold_info(threshold: Threshold) -> recognition_pb2.ThresholdInfo:
@@ -68,22 +75,25 @@ def decision_pb(decision: Decision) -> int:
     return face_pb2.Decision.Value(decision.name)
 
 
-def unary_status(reason: Reason | None) -> str:
-    return UNARY_STATUS[reason].name if reason in UNARY_STATUS else "OK"
-
-
 def abort_if_unary_status(context: grpc.ServicerContext, reason: Reason | None, detail: str) -> None:
     if reason in UNARY_STATUS:
         context.abort(UNARY_STATUS[reason], f"{reason.name}: {detail}")
 
 
-def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: str, outcome: Outcome,
-            **fields: object) -> None:
-    """Append the decision's audit record; a decision that cannot be audited is not given (UNAVAILABLE)."""
+@contextlib.contextmanager
+def audit_or_unavailable(context: grpc.ServicerContext) -> Iterator[None]:
+    """A decision that cannot be audited is not given: UNAVAILABLE."""
     try:
-        trail.record(current_caller(), operation, outcome, **fields)
+        yield
     except AuditUnavailable as exc:
         context.abort(grpc.StatusCode.UNAVAILABLE, f"no decision without an audit record: {exc}")
+
+
+def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: str, outcome: Outcome,
+            **fields: object) -> None:
+    """Append the decision's audit record."""
+    with audit_or_unavailable(context):
+        trail.record(current_caller(), operation, outcome, **fields)
 
 
 class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
@@ -117,9 +127,16 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         self._check_camera(request, context, started)
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        result = self._service.identify(face_input(request.face), request.top_k, deadline)
+        try:
+            request_id = request_id_of(request)
+        except Problem as problem:
+            request_id = bounded(request.request_id, FIELD_LIMITS["request_id"])
+            result = IdentifyResult.of_problem(problem, self._service.thresholds.identify.value,
+                                               self._service.gallery_size)
+        else:
+            result = self._service.identify(face_input(request.face), request.top_k, deadline)
         response = recognition_pb2.IdentifyResponse(
-            request_id=request.request_id or uuid.uuid4().hex,
+            request_id=request_id,
             camera_id=request.camera_id,
             candidates=[recognition_pb2.Candidate(nik=c.nik, score=c.score) for c in result.candidates],
             decision=decision_pb(result.decision),
@@ -133,7 +150,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         log.debug("identify %s camera=%s decision=%s", response.request_id, request.camera_id,
                   result.decision.name)
         audited(self._trail, context, "Identify", Outcome(
-            result.decision.name, status=unary_status(result.reason) if unary else "OK", reason=reason_name(result),
+            result.decision, status=status_name(result.reason, unary), reason=reason_name(result),
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
             threshold=result.threshold), request_id=response.request_id, camera_id=request.camera_id,
             started=started)
@@ -193,15 +210,21 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
     def Verify(self, request, context):
         started = time.perf_counter()
         reference = request.WhichOneof("reference")
-        result: VerifyResult = self._service.verify(
-            face_input(request.probe),
-            nik=request.nik if reference == "nik" else None,
-            reference=face_input(request.reference_face) if reference == "reference_face" else None,
-        )
-        request_id = request.request_id or uuid.uuid4().hex
+        try:
+            request_id = request_id_of(request)
+        except Problem as problem:
+            request_id = bounded(request.request_id, FIELD_LIMITS["request_id"])
+            result = VerifyResult.of_problem(problem, self._service.thresholds.verify.value)
+        else:
+            result = self._service.verify(
+                face_input(request.probe),
+                nik=request.nik if reference == "nik" else None,
+                reference=face_input(request.reference_face) if reference == "reference_face" else None,
+            )
         audited(self._trail, context, "Verify", Outcome(
-            result.decision.name, status=unary_status(result.reason), reason=reason_name(result), detail=result.detail,
-            nik=request.nik, score=result.score if result.reason is None else None, threshold=result.threshold),
+            result.decision, status=status_name(result.reason, unary=True), reason=reason_name(result),
+            detail=result.detail, nik=request.nik, score=result.score if result.reason is None else None,
+            threshold=result.threshold),
             request_id=request_id, started=started)
         abort_if_unary_status(context, result.reason, result.detail)
         return recognition_pb2.VerifyResponse(
@@ -224,15 +247,11 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
 
 
 class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
-    def __init__(self, service: GatewayService, trail: AuditTrail) -> None:
-        self._service = service
-        self._trail = trail
+    """Every change goes through the gallery's one write path, which audits it; a change that cannot be audited
+    is answered UNAVAILABLE (it may be committed: the store acknowledged it before the audit failed)."""
 
-    def _audit_enrolment(self, context: grpc.ServicerContext, result: EnrollResult, status: str,
-                         started: float) -> None:
-        audited(self._trail, context, "Enroll", Outcome(result.decision, status=status,
-                                                        reason=reason_name(result), detail=result.detail,
-                                                        nik=result.nik), started=started)
+    def __init__(self, service: GatewayService) -> None:
+        self._service = service
 
     def _response(self, result: EnrollResult) -> gallery_pb2.EnrollResponse:
         return gallery_pb2.EnrollResponse(
@@ -242,8 +261,9 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
 
     def Enroll(self, request, context):
         started = time.perf_counter()
-        result = self._service.enroll(request.nik, face_input(request.face), dict(request.attributes))
-        self._audit_enrolment(context, result, unary_status(result.reason), started)
+        with audit_or_unavailable(context):
+            result = self._service.enroll(request.nik, face_input(request.face), dict(request.attributes),
+                                          current_caller(), started)
         abort_if_unary_status(context, result.reason, result.detail)
         return self._response(result)
 
@@ -251,14 +271,16 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         records = (EnrollRecord(r.nik, face_input(r.face), dict(r.attributes)) for r in request_iterator)
         summary = gallery_pb2.EnrollSummary()
         by_reason: Counter[str] = Counter()
-        started = time.perf_counter()
-        for position, result in enumerate(self._service.enroll_many(records, skip_unchanged=True)):
-            self._audit_enrolment(context, result, "OK", started)
+        with audit_or_unavailable(context):
+            results = list(self._service.enroll_many(records, current_caller(), skip_unchanged=True,
+                                                     started=time.perf_counter()))
+        for position, result in enumerate(results):
             if result.unchanged:
                 summary.unchanged += 1
             elif result.enrolled:
                 summary.enrolled += 1
                 summary.replaced += int(result.replaced)
+                summary.index_behind += int(result.reason is Reason.INDEX_BEHIND)
             else:
                 summary.rejected += 1
                 by_reason[result.reason.name] += 1
@@ -268,15 +290,19 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         return summary
 
     def Remove(self, request, context):
-        started = time.perf_counter()
+        with audit_or_unavailable(context):
+            result = self._service.gallery.remove(request.nik, current_caller(), unary=True,
+                                                  started=time.perf_counter())
+        abort_if_unary_status(context, result.reason, result.detail)
+        return gallery_pb2.RemoveResponse(nik=result.nik, removed=result.removed, reason=reason_pb(result.reason),
+                                          detail=result.detail)
+
+    def RotateKeys(self, request, context):
         try:
-            removed = self._service.remove(request.nik)
-        except Problem as problem:
-            audited(self._trail, context, "Remove", Outcome("REJECTED", status=unary_status(problem.reason),
-                                                            reason=problem.reason.name, detail=problem.detail,
-                                                            nik=request.nik), started=started)
-            abort_if_unary_status(context, problem.reason, problem.detail)
-            raise
-        audited(self._trail, context, "Remove", Outcome("ERASED" if removed else "NOT_ENROLLED", nik=request.nik),
-                started=started)
-        return gallery_pb2.RemoveResponse(nik=request.nik, removed=removed)
+            with audit_or_unavailable(context):
+                rotation = self._service.gallery.rotate_keys(current_caller(), request.retire,
+                                                             started=time.perf_counter())
+        except KeyRingError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return gallery_pb2.RotateKeysResponse(active_key=rotation.active, resealed=rotation.resealed,
+                                              retired=rotation.retired)

@@ -1,0 +1,49 @@
+"""Gallery maintenance that needs no inference: finding one face enrolled under two NIKs, and bringing a shared
+index (Milvus) back in step with the store, the gallery's record."""
+
+from __future__ import annotations
+
+import contextlib
+
+from fr_gateway.config import Settings, key_file_for
+from fr_gateway.faces.engine import load_pack, resolve_thresholds
+from fr_gateway.gallery.store import TemplateStore
+from fr_gateway.search.faiss_index import FlatIndex
+from fr_gateway.search.manager import milvus_spec
+from fr_gateway.search.milvus_index import Drift, MilvusIndex, MilvusSpec
+
+
+def open_store(settings: Settings) -> TemplateStore:
+    """The settings' existing store with its key ring, refusing another model's."""
+    pack = load_pack(settings)
+    return TemplateStore.open(settings.gallery, key_file_for(settings), pack.fingerprint, pack.name, create=False)
+
+
+def duplicate_pairs(settings: Settings, threshold: float | None = None) -> tuple[list[tuple[str, str, float]], float]:
+    """Pairs of different NIKs whose templates score at or above `threshold` (default: the identify threshold),
+    by exact search, and the threshold used."""
+    if threshold is None:
+        threshold = resolve_thresholds(settings, load_pack(settings)).identify.value
+    store = open_store(settings)
+    try:
+        index = FlatIndex(store.dim)
+        for niks, templates in store.iter_templates():
+            index.add(niks, templates)
+        return index.pairs_above(store.iter_templates(), threshold), threshold
+    finally:
+        store.close()
+
+
+def sync_shared_index(settings: Settings, repair: bool) -> tuple[MilvusSpec, Drift, int]:
+    """Compare the Milvus collection with the store and, with `repair`, make it match: the collection, what
+    differed, and how many templates the store holds."""
+    spec = milvus_spec(settings)
+    if spec is None:
+        raise ValueError("gallery sync keeps a Milvus collection in step with the store: set search_backend = "
+                         "milvus and milvus_uri")
+    with contextlib.ExitStack() as stack:
+        store = open_store(settings)
+        stack.callback(store.close)
+        index = MilvusIndex.connect(spec, store.dim, store.model_fingerprint)
+        stack.callback(index.close)
+        return spec, index.sync(store.enrolled_at(), store.get_many, repair=repair), len(store)
