@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from fr_gateway.audit.trail import AuditTrail, Caller, Outcome, Verdict
+from fr_gateway.audit.trail import AuditTrail, Caller, Operation, Outcome, Verdict
 from fr_gateway.config import Settings, key_file_for
 from fr_gateway.decision import Decision
 from fr_gateway.gallery.nik import validate_nik
@@ -121,7 +121,7 @@ class GalleryWrites:
             self._gallery_index.close()
         self.store.close()
 
-    def audit(self, operation: str, caller: Caller, result: EnrollResult | RemoveResult, unary: bool = False,
+    def audit(self, operation: Operation, caller: Caller, result: EnrollResult | RemoveResult, unary: bool = False,
               started: float | None = None) -> None:
         """The change's audit record, with the status a unary call answers it with."""
         if self._trail is not None:
@@ -167,7 +167,8 @@ class GalleryWrites:
             self._gallery_index.save()
         rotation = Rotation(active, resealed, retired)
         if self._trail is not None:
-            self._trail.record(caller, "RotateKeys", Outcome(Verdict.ROTATED, detail=rotation.text()), started=started)
+            self._trail.record(caller, Operation.ROTATE_KEYS, Outcome(Verdict.ROTATED, detail=rotation.text()),
+                               started=started)
         return rotation
 
     def remove(self, nik: str, caller: Caller, *, unary: bool = False, started: float | None = None) -> RemoveResult:
@@ -186,5 +187,5 @@ class GalleryWrites:
                     log.warning("NIK %s erased from the store but not from the index: %s", nik, exc)
                     result = RemoveResult(nik, removed, Reason.INDEX_BEHIND,
                                           f"erased from the store, the index still holds it: {exc}; {SYNC_HINT}")
-        self.audit("Remove", caller, result, unary, started)
+        self.audit(Operation.REMOVE, caller, result, unary, started)
         return result

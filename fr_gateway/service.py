@@ -14,7 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from fr_gateway.audit.trail import Caller
+from fr_gateway.audit.trail import Caller, Operation
 from fr_gateway.batching import MicroBatcher, Overloaded
 from fr_gateway.calibration import Thresholds
 from fr_gateway.changes import EnrollResult, GalleryWrites
@@ -320,7 +320,7 @@ class GatewayService:
         while batch := tuple(itertools.islice(records, chunk)):
             results = self._enroll_chunk(batch, skip_unchanged)
             for result in results:
-                self.gallery.audit("Enroll", caller, result, unary, started)
+                self.gallery.audit(Operation.ENROLL, caller, result, unary, started)
             yield from results
 
     def _enroll_chunk(self, batch: tuple[EnrollRecord, ...], skip_unchanged: bool) -> list[EnrollResult]:

@@ -17,7 +17,7 @@ from fr_gateway.audit import chain, witness
 from fr_gateway.audit.export import Selection, export, parse_time
 from fr_gateway.audit.keys import AuditKeyError, AuditorKeys, WriterKeys, issue
 from fr_gateway.audit.log import AuditLog, Fsync
-from fr_gateway.audit.trail import TLS_HANDSHAKE, AuditTrail, Caller
+from fr_gateway.audit.trail import AuditTrail, Caller, Operation
 from fr_gateway.audit.verify import verify
 
 SEGMENT = chain.segment_name
@@ -383,12 +383,12 @@ def test_a_record_forged_with_the_auditors_key_is_refused_by_the_gateway(tmp_pat
 def test_a_flood_of_refusals_is_summarised_not_written_one_by_one(tmp_path, keys):
     trail = AuditTrail(AuditLog(tmp_path / "log", WriterKeys.load(keys[0])), "m" * 64, lambda: 0)
     for n in range(400):  # garbage connections from many ports
-        trail.refusal(Caller("unknown", "", f"ipv4:127.0.0.1:{40000 + n}"), TLS_HANDSHAKE, "UNAUTHENTICATED",
+        trail.refusal(Caller("unknown", "", f"ipv4:127.0.0.1:{40000 + n}"), Operation.TLS_HANDSHAKE, "UNAUTHENTICATED",
                       "WRONG_VERSION_NUMBER")
     trail.refusal(Caller("camera/C", "camera", "ipv4:127.0.0.1:1"), "Identify", "PERMISSION_DENIED", "another kind")
     trail.close()
     rows, _ = exported(tmp_path / "log", keys[1])
-    handshakes = [row for row in rows if row["operation"] == TLS_HANDSHAKE]
+    handshakes = [row for row in rows if row["operation"] == Operation.TLS_HANDSHAKE]
     assert len(handshakes) == 21 and [row["reason"] for row in handshakes].count("SUMMARY") == 1
     summary = next(row for row in handshakes if row["reason"] == "SUMMARY")
     assert summary["detail"].startswith("380 more refusals like the 20 recorded before them, within 10 s, from ")

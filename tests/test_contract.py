@@ -9,6 +9,7 @@ from pathlib import Path
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from fr_gateway.audit.trail import OPERATIONS
 from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,12 @@ def test_services_and_methods_are_exactly_the_contract():
         "Remove": ("RemoveRequest", "RemoveResponse", False, False),
         "RotateKeys": ("RotateKeysRequest", "RotateKeysResponse", False, False),
     }
+
+
+def test_every_served_method_has_an_audit_operation():
+    served = {method.name for module, service in ((recognition_pb2, "Recognition"), (gallery_pb2, "Gallery"))
+              for method in module.DESCRIPTOR.services_by_name[service].methods}
+    assert served | {"Check", "Watch", "ServerReflectionInfo", "TLS handshake"} == set(OPERATIONS)
 
 
 def fields(message):

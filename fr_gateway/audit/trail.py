@@ -14,18 +14,33 @@ from collections.abc import Callable, Iterable
 from fr_gateway.audit.keys import SIGNING_KEY, WriterKeys, issue
 from fr_gateway.audit.log import AuditLog, Fsync, utc_now
 from fr_gateway.config import Settings, audit_dir_for, audit_keys_for, audit_witness_for, local_auditor_keys_for
-from fr_gateway.contract import gallery_pb2, recognition_pb2
 from fr_gateway.decision import Decision
 from fr_gateway.metrics import REQUESTS, timed
 
 log = logging.getLogger(__name__)
 
-TLS_HANDSHAKE = "TLS handshake"
-# What a record's operation names: the RPC it answers or refuses (the contract's, health's and reflection's), or a
-# client refused in the TLS handshake, before any RPC
-OPERATIONS = (*(method.name for module, service in ((recognition_pb2, "Recognition"), (gallery_pb2, "Gallery"))
-                for method in module.DESCRIPTOR.services_by_name[service].methods),
-              "Check", "Watch", "ServerReflectionInfo", TLS_HANDSHAKE)
+
+
+class Operation(enum.StrEnum):
+    """What a record answers: an RPC of the contract (tests/test_contract.py keeps the two in step), health's or
+    reflection's, or a client refused in the TLS handshake, before any RPC. Auditors filter on these names."""
+
+    IDENTIFY = "Identify"
+    IDENTIFY_STREAM = "IdentifyStream"
+    VERIFY = "Verify"
+    WATCH_DECISIONS = "WatchDecisions"
+    GET_INFO = "GetInfo"
+    ENROLL = "Enroll"
+    ENROLL_STREAM = "EnrollStream"
+    REMOVE = "Remove"
+    ROTATE_KEYS = "RotateKeys"
+    CHECK = "Check"
+    WATCH = "Watch"
+    SERVER_REFLECTION_INFO = "ServerReflectionInfo"
+    TLS_HANDSHAKE = "TLS handshake"
+
+
+OPERATIONS = tuple(operation.value for operation in Operation)
 
 
 
@@ -121,14 +136,14 @@ class AuditTrail:
         self._floods: dict[tuple[str, str], _Flood] = {}
         self._lock = threading.Lock()
 
-    def record(self, caller: Caller, operation: str, outcome: Outcome, *, request_id: str = "",
+    def record(self, caller: Caller, operation: Operation, outcome: Outcome, *, request_id: str = "",
                camera_id: str = "", started: float | None = None) -> None:
         """`started` is a time.perf_counter() value taken when the call arrived, for the latency field. Every
         decision and refusal passes here, so this is also where they are counted for the metrics."""
         REQUESTS.labels(operation, outcome.decision.name).inc()
         self._write(caller, operation, outcome, request_id, camera_id, started)
 
-    def _write(self, caller: Caller, operation: str, outcome: Outcome, request_id: str = "", camera_id: str = "",
+    def _write(self, caller: Caller, operation: Operation, outcome: Outcome, request_id: str = "", camera_id: str = "",
                started: float | None = None) -> None:
         if self.log is None:
             return
@@ -146,7 +161,7 @@ class AuditTrail:
         with timed("audit"):
             self.log.append(event)
 
-    def refusal(self, caller: Caller, operation: str, status: str, detail: str, camera_id: str = "",
+    def refusal(self, caller: Caller, operation: Operation, status: str, detail: str, camera_id: str = "",
                 started: float | None = None) -> None:
         now = time.monotonic()
         with self._lock:
@@ -165,7 +180,7 @@ class AuditTrail:
         self.record(caller, operation, Outcome(Verdict.REFUSED, status=status, detail=detail), camera_id=camera_id,
                     started=started)
 
-    def _summary(self, operation: str, status: str, flood: _Flood) -> None:
+    def _summary(self, operation: Operation, status: str, flood: _Flood) -> None:
         peers = ", ".join(sorted(flood.peers)) + (", ..." if flood.summarised > len(flood.peers) else "")
         self._write(Caller("summary", "", peers), operation, Outcome(
             Verdict.REFUSED, status=status, reason="SUMMARY", detail=f"{flood.summarised} more refusals like the "

@@ -461,7 +461,3 @@ class HnswIndex(FaissIndex):
 
 INDEX_CLASSES: dict[str, type[FaissIndex]] = {"flat": FlatIndex, "pqfs": PqScanIndex, "ivfpq": IvfPqIndex,
                                               "hnsw": HnswIndex}
-
-
-def new_index(kind: str, dim: int, spec: IndexSpec, size: int, exact: ExactTemplates | None) -> FaissIndex:
-    return INDEX_CLASSES[kind](dim, spec=spec, size=size, exact=exact)

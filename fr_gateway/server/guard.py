@@ -17,7 +17,7 @@ from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
 from fr_gateway.audit.log import AuditUnavailable
-from fr_gateway.audit.trail import AuditTrail, Caller
+from fr_gateway.audit.trail import AuditTrail, Caller, Operation
 from fr_gateway.contract import gallery_pb2, recognition_pb2
 from fr_gateway.metrics import OPEN_STREAMS
 from fr_gateway.security.certs import CertificateError, principal_of
@@ -66,8 +66,9 @@ def current_caller() -> Caller:
     return _current_caller.get()
 
 
-def operation_of(method: str) -> str:
-    return method.rsplit("/", 1)[-1]
+def operation_of(method: str) -> Operation:
+    """The audit's name for a served method ("/frgateway.v1.Recognition/Identify" is Identify)."""
+    return Operation(method.rsplit("/", 1)[-1])
 
 
 class TokenBuckets:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 
 from fr_gateway.audit.log import AuditUnavailable
-from fr_gateway.audit.trail import TLS_HANDSHAKE, AuditTrail, Caller
+from fr_gateway.audit.trail import AuditTrail, Caller, Operation
 
 # e.g. "... Handshake failed with error SSL_ERROR_SSL: error:1000007d:SSL routines:OPENSSL_internal:
 #       CERTIFICATE_VERIFY_FAILED: certificate has expired"
@@ -65,6 +65,6 @@ class HandshakeTap:
                     continue
                 reason = found.group("reason").decode(errors="replace").strip()
                 try:
-                    self._trail.refusal(UNKNOWN_PEER, TLS_HANDSHAKE, "UNAUTHENTICATED", reason)
+                    self._trail.refusal(UNKNOWN_PEER, Operation.TLS_HANDSHAKE, "UNAUTHENTICATED", reason)
                 except AuditUnavailable as exc:  # written past the pipe: logging would write into it
                     os.write(stderr, f"fr-gateway: handshake refusal not audited: {exc}\n".encode())

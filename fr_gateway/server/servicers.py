@@ -19,7 +19,7 @@ import grpc
 
 from fr_gateway import __version__
 from fr_gateway.audit.log import AuditUnavailable, utc_now
-from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Outcome, bounded
+from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Operation, Outcome, bounded
 from fr_gateway.calibration import Threshold
 from fr_gateway.changes import EnrollResult
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
@@ -89,7 +89,7 @@ def audit_or_unavailable(context: grpc.ServicerContext) -> Iterator[None]:
         context.abort(grpc.StatusCode.UNAVAILABLE, f"no decision without an audit record: {exc}")
 
 
-def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: str, outcome: Outcome,
+def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: Operation, outcome: Outcome,
             **fields: object) -> None:
     """Append the decision's audit record."""
     with audit_or_unavailable(context):
@@ -117,7 +117,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         if not request.camera_id:
             request.camera_id = caller.name
         elif request.camera_id != caller.name:
-            self._guard.refuse(context, caller, "Identify", Refused(
+            self._guard.refuse(context, caller, Operation.IDENTIFY, Refused(
                 grpc.StatusCode.PERMISSION_DENIED, f"camera {caller.name} may not send camera_id "
                 f"{bounded(request.camera_id, FIELD_LIMITS['camera_id'])!r}"), started, camera_id=request.camera_id)
 
@@ -149,7 +149,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         )
         log.debug("identify %s camera=%s decision=%s", response.request_id, request.camera_id,
                   result.decision.name)
-        audited(self._trail, context, "Identify", Outcome(
+        audited(self._trail, context, Operation.IDENTIFY, Outcome(
             result.decision, status=status_name(result.reason, unary), reason=reason_name(result),
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
             threshold=result.threshold), request_id=response.request_id, camera_id=request.camera_id,
@@ -221,7 +221,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                 nik=request.nik if reference == "nik" else None,
                 reference=face_input(request.reference_face) if reference == "reference_face" else None,
             )
-        audited(self._trail, context, "Verify", Outcome(
+        audited(self._trail, context, Operation.VERIFY, Outcome(
             result.decision, status=status_name(result.reason, unary=True), reason=reason_name(result),
             detail=result.detail, nik=request.nik, score=result.score if result.reason is None else None,
             threshold=result.threshold),
