@@ -70,8 +70,8 @@ class Settings:
     decode_budget_pixels: int = 80_000_000
     max_message_bytes: int = 16 * 1024 * 1024
     # search index: auto (exact flat up to 100k identities, pqfs beyond: every identity's 24-byte code scanned,
-    # the best scored again with finer codes in memory, the best of those re-ranked exactly from the store), flat,
-    # pqfs, ivfpq or hnsw; and their knobs
+    # 16-byte from 4M, the best scored again with finer codes in memory, the best of those re-ranked exactly from
+    # the store), flat, pqfs, ivfpq or hnsw; and their knobs
     index_kind: str = "auto"
     ivf_lists: int = 0
     ivf_nprobe: int = 0

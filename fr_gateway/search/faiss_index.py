@@ -35,6 +35,8 @@ MAX_LISTS = 4096  # training more lists takes tens of minutes of k-means on a sm
 SMALL_BATCH = 8
 QUERY_BLOCK = 64  # flat: queries a matrix product takes at once (scores of 64 x 1M float32: 256 MB)
 HNSW_MIN = 1_000
+SHORTLIST_MIN = 700
+SHORT_CODES_FROM = 4_000_000  # pqfs: 16-byte codes from this many identities, 24-byte ones below
 PQFS_TRAINING = 65_536  # principal components and 16 centroids a sub-quantiser learn little from more
 # Re-ranking needs exact templates by NIK; the store provides them.
 ExactTemplates = Callable[[Sequence[str]], dict[str, np.ndarray]]
@@ -47,8 +49,8 @@ class IndexSpec:
     kind: str = "auto"
     nlist: int = 0  # ivfpq inverted lists; 0 = about 2 * sqrt(size), a power of two, at most MAX_LISTS
     pq_bytes: int = 64  # ivfpq code size per identity
-    scan_bytes: int = 24  # pqfs code size per identity (16 bytes lost 3 of 954 identifications at 1M, 24 none)
-    scan_shortlist: int = 0  # pqfs: the scan's best, scored again with finer codes; 0 = 1 in 1,000, at least 1,000
+    scan_bytes: int = 0  # pqfs code size per identity; 0 = by gallery size (scan_bytes_for)
+    scan_shortlist: int = 0  # pqfs: the scan's best, scored again with finer codes; 0 = by size (shortlist_for)
     refine_bytes: int = 64  # pqfs: the finer codes' size per identity, in memory
     refined: int = 10  # pqfs: the best of those, re-ranked exactly from the store
     nprobe: int = 0  # ivfpq lists searched per query; 0 = max(128, lists / 16)
@@ -64,6 +66,17 @@ class IndexSpec:
         if (kind in ("ivfpq", "pqfs") and size < self.training_size(size)) or (kind == "hnsw" and size < HNSW_MIN):
             return "flat"
         return kind
+
+    def scan_bytes_for(self, size: int) -> int:
+        """pqfs: 24-byte codes kept every identification at 1M, where 16 lost 3 of 954. At 10M the scan of every
+        code is the cost: 16 bytes kept 950 of 954 (0.996) and every real pair in 12 ms a query (p99 18), 24 bytes
+        953 in 15 ms (p99 23); measured at those two sizes only (benchmarks/search.md)."""
+        return self.scan_bytes or (24 if size < SHORT_CODES_FROM else 16)
+
+    def shortlist_for(self, size: int) -> int:
+        """pqfs: how many of the scan's best are scored again with finer codes. 700 kept every identification
+        at 1M (400 lost one); 16-byte codes at 10M kept 0.996 with 4,000 and 0.995 with 2,000."""
+        return self.scan_shortlist or max(SHORTLIST_MIN, size // 2500)
 
     def training_size(self, size: int, kind: str = "ivfpq") -> int:
         """Templates the quantisers of `kind` learn from: a few dozen per inverted list."""
@@ -280,15 +293,13 @@ class _Shard:
 
 class PqScanIndex(ReRankedIndex):
     """Every identity's short code, scanned whole by FAISS's 4-bit fast-scan kernels over the templates'
-    principal components: nobody is left out of the scan.
-    The scan's shortlist (1 of every 1,000 identities, at least SHORTLIST_MIN) is scored again in memory with
-    finer codes, and only the best `refined` of those are read from the store. The gallery is split into one
-    shard per core, searched side by side: a single query then uses every core. Removal is native in both
-    codes."""
+    principal components: nobody is left out of the scan. The scan's shortlist (IndexSpec.shortlist_for) is
+    scored again in memory with finer codes, and only the best `refined` of those are read from the store. The
+    gallery is split into one shard per core, searched side by side: a single query then uses every core.
+    Removal is native in both codes."""
 
     kind = "pqfs"
     measured = "kept every identification exact search made at 100k, 1M and 10M (954 of 954; 57 of 57 real pairs)"
-    SHORTLIST_MIN = 1_000  # held every real identification at 1M with 24-byte codes (benchmarks/search.md)
     MAX_SHARDS = 8
 
     def __init__(self, dim: int, index: faiss.Index | None = None, *, spec: IndexSpec = IndexSpec(), size: int = 0,
@@ -299,7 +310,7 @@ class PqScanIndex(ReRankedIndex):
 
     def _new_index(self) -> faiss.Index:
         """The trained, empty quantisers every shard starts from."""
-        quantisers = 2 * self._spec.scan_bytes  # 4-bit codes of 4 principal components each
+        quantisers = 2 * self._spec.scan_bytes_for(self._size)  # 4-bit codes of 4 principal components each
         # principal components dealt out so each sub-quantiser gets an even share of the variance: as accurate
         # at 1M as FAISS's OPQ rotation, which took a minute to train on 20,000 templates here
         components = faiss.PCAMatrix(self.dim, 4 * quantisers)
@@ -313,7 +324,7 @@ class PqScanIndex(ReRankedIndex):
         return faiss.IndexRefine(base, finer)
 
     def how(self) -> str:
-        return (f"every identity's {self._spec.scan_bytes}-byte code scanned on {len(self._shards) or self._cores()} "
+        return (f"every identity's {self._scan_bytes()}-byte code scanned on {len(self._shards) or self._cores()} "
                 f"cores, the best {self._shortlist()} scored again with {self._spec.refine_bytes}-byte codes, the "
                 f"best {self._spec.refined} of those re-ranked exactly")
 
@@ -322,7 +333,12 @@ class PqScanIndex(ReRankedIndex):
         return max(1, min(PqScanIndex.MAX_SHARDS, os.cpu_count() or 1))
 
     def _shortlist(self) -> int:
-        return self._spec.scan_shortlist or max(self.SHORTLIST_MIN, len(self) // 1000)
+        return self._spec.shortlist_for(len(self))
+
+    def _scan_bytes(self) -> int:
+        """The code size this index was trained with (a saved index keeps its own as the gallery grows)."""
+        scan = faiss.downcast_index(faiss.downcast_index(self._index.base_index).index)
+        return scan.code_size
 
     def train(self, sample: np.ndarray) -> None:
         super().train(sample)
