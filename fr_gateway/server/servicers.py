@@ -272,20 +272,20 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         summary = gallery_pb2.EnrollSummary()
         by_reason: Counter[str] = Counter()
         with audit_or_unavailable(context):
-            results = list(self._service.enroll_many(records, current_caller(), skip_unchanged=True,
-                                                     started=time.perf_counter()))
-        for position, result in enumerate(results):
-            if result.unchanged:
-                summary.unchanged += 1
-            elif result.enrolled:
-                summary.enrolled += 1
-                summary.replaced += int(result.replaced)
-                summary.index_behind += int(result.reason is Reason.INDEX_BEHIND)
-            else:
-                summary.rejected += 1
-                by_reason[result.reason.name] += 1
-                summary.rejects.append(gallery_pb2.RejectedRecord(
-                    index=position, nik=result.nik, reason=reason_pb(result.reason), detail=result.detail))
+            results = self._service.enroll_many(records, current_caller(), skip_unchanged=True,
+                                                started=time.perf_counter())
+            for position, result in enumerate(results):  # counted as each chunk is stored and audited
+                if result.unchanged:
+                    summary.unchanged += 1
+                elif result.enrolled:
+                    summary.enrolled += 1
+                    summary.replaced += int(result.replaced)
+                    summary.index_behind += int(result.reason is Reason.INDEX_BEHIND)
+                else:
+                    summary.rejected += 1
+                    by_reason[result.reason.name] += 1
+                    summary.rejects.append(gallery_pb2.RejectedRecord(
+                        index=position, nik=result.nik, reason=reason_pb(result.reason), detail=result.detail))
         summary.rejected_by_reason.update(by_reason)
         return summary
 
