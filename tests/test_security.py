@@ -119,6 +119,10 @@ def test_roles_are_deny_by_default(site):
         enrol = gallery_pb2_grpc.GalleryStub(channel).Remove
         assert refused(lambda: enrol(gallery_pb2.RemoveRequest(nik=nik_for(0)), timeout=10)) == \
             grpc.StatusCode.PERMISSION_DENIED
+    with site.channel(Principal("integrator", "DUKCAPIL-1")) as channel:  # enrols and erases, keys are the admin's
+        rotate = gallery_pb2_grpc.GalleryStub(channel).RotateKeys
+        assert refused(lambda: rotate(gallery_pb2.RotateKeysRequest(), timeout=10)) == \
+            grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_a_camera_cannot_speak_for_another_camera(site):
