@@ -16,7 +16,7 @@ from fr_gateway.config import Settings, key_file_for
 from fr_gateway.decision import Decision
 from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateStore
-from fr_gateway.reasons import Problem, Reason, status_name
+from fr_gateway.reasons import Problem, Reason, reason_name, status_name
 from fr_gateway.search.base import SearchIndex, SearchUnavailable
 from fr_gateway.search.manager import GalleryIndex
 
@@ -43,6 +43,11 @@ class EnrollResult:
         if not self.enrolled:
             return Decision.REJECTED
         return Verdict.UNCHANGED if self.unchanged else Verdict.REPLACED if self.replaced else Verdict.ENROLLED
+
+    @classmethod
+    def of_problem(cls, nik: str, problem: Problem) -> EnrollResult:
+        """The answer for a record that was not enrolled, and why."""
+        return cls(nik, False, reason=problem.reason, detail=problem.detail)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,11 +115,6 @@ class GalleryWrites:
     def load_index(self) -> None:
         self._gallery_index.load()
 
-    def save_index(self) -> None:
-        """Snapshot a FAISS index beside the store; a Milvus collection keeps itself."""
-        with self._lock:
-            self._gallery_index.save()
-
     def close(self) -> None:
         """Save the index for a fast next start, let go of it, close the store."""
         with self._lock:
@@ -127,7 +127,7 @@ class GalleryWrites:
         if self._trail is not None:
             self._trail.record(caller, operation, Outcome(
                 result.decision, status=status_name(result.reason, unary), nik=result.nik,
-                reason=result.reason.name if result.reason else "", detail=result.detail), started=started)
+                reason=reason_name(result.reason), detail=result.detail), started=started)
 
     def enrol(self, enrolments: list[Enrolment]) -> tuple[list[bool], str]:
         """Store the enrolments in one transaction (the acknowledgement), then index them. Returns, per

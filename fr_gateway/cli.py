@@ -275,34 +275,14 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
                 reason = Reason[face_pb2.Reason.Name(answer.reason)] if answer.reason else None
                 print(_removed(RemoveResult(answer.nik, answer.removed, reason, answer.detail)), flush=True)
         return EXIT_INPUT if invalid else 0
-    with _offline_gallery(_settings(args, gallery=args.gallery)) as gallery:
+    from fr_gateway.maintenance import offline_gallery
+
+    with offline_gallery(_settings(args, gallery=args.gallery)) as gallery:
         for nik in args.nik:
             result = gallery.remove(nik, Caller.local())
             invalid += result.decision is Decision.REJECTED
             print(_removed(result), flush=True)
     return EXIT_INPUT if invalid else 0
-
-
-@contextlib.contextmanager
-def _offline_gallery(settings: Settings):
-    """The gallery's write path in this process, its index loaded and its changes audited, for maintenance
-    while no gateway serves it (a serving gateway holds the audit log: erase through it with --target)."""
-    from fr_gateway.changes import GalleryWrites
-    from fr_gateway.faces.engine import load_pack
-
-    pack = load_pack(settings)
-    with contextlib.ExitStack() as stack:
-        gallery = GalleryWrites.open(settings, pack.fingerprint, pack.name, create=False)
-        stack.callback(gallery.close)
-        try:
-            trail = open_trail(settings, pack.fingerprint, lambda: gallery.store.version, create_keys=True)
-        except AuditUnavailable as exc:
-            raise AuditUnavailable(f"{exc}: a gateway serves this gallery; make the change through it with "
-                                   "--target HOST:PORT (and an admin certificate)") from None
-        stack.callback(trail.close)
-        gallery.audit_to(trail)
-        gallery.load_index()
-        yield gallery
 
 
 def cmd_gallery_duplicates(args: argparse.Namespace) -> int:
@@ -336,7 +316,9 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
                 retire=args.retire), timeout=3600)
         rotation = Rotation(answer.active_key, answer.resealed, tuple(answer.retired))
     else:
-        with _offline_gallery(_settings(args, gallery=args.gallery)) as gallery:
+        from fr_gateway.maintenance import offline_gallery
+
+        with offline_gallery(_settings(args, gallery=args.gallery)) as gallery:
             rotation = gallery.rotate_keys(Caller.local(), args.retire)
     print(rotation.text())
     return 0

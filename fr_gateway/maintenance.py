@@ -1,10 +1,15 @@
-"""Gallery maintenance that needs no inference: finding one face enrolled under two NIKs, and bringing a shared
-index (Milvus) back in step with the store, the gallery's record."""
+"""Gallery maintenance that needs no inference: changing a gallery while no gateway serves it, finding one face
+enrolled under two NIKs, and bringing a shared index (Milvus) back in step with the store, the gallery's
+record."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
+from fr_gateway.audit.log import AuditUnavailable
+from fr_gateway.audit.trail import open_trail
+from fr_gateway.changes import GalleryWrites
 from fr_gateway.config import Settings, key_file_for
 from fr_gateway.faces.engine import load_pack, resolve_thresholds
 from fr_gateway.gallery.store import TemplateStore
@@ -17,6 +22,25 @@ def open_store(settings: Settings) -> TemplateStore:
     """The settings' existing store with its key ring, refusing another model's."""
     pack = load_pack(settings)
     return TemplateStore.open(settings.gallery, key_file_for(settings), pack.fingerprint, pack.name, create=False)
+
+
+@contextlib.contextmanager
+def offline_gallery(settings: Settings) -> Iterator[GalleryWrites]:
+    """The gallery's write path in this process, its index loaded and its changes audited, while no gateway
+    serves it (a serving gateway holds the audit log: the change is made through it instead)."""
+    pack = load_pack(settings)
+    with contextlib.ExitStack() as stack:
+        gallery = GalleryWrites.open(settings, pack.fingerprint, pack.name, create=False)
+        stack.callback(gallery.close)
+        try:
+            trail = open_trail(settings, pack.fingerprint, lambda: gallery.store.version, create_keys=True)
+        except AuditUnavailable as exc:
+            raise AuditUnavailable(f"{exc}: a gateway serves this gallery; make the change through it with "
+                                   "--target HOST:PORT (and an admin certificate)") from None
+        stack.callback(trail.close)
+        gallery.audit_to(trail)
+        gallery.load_index()
+        yield gallery
 
 
 def duplicate_pairs(settings: Settings, threshold: float | None = None) -> tuple[list[tuple[str, str, float]], float]:

@@ -45,6 +45,11 @@ UNARY_STATUS_NAMES = {
 }
 
 
+def reason_name(reason: Reason | None) -> str:
+    """A reason as the audit log records it: its name, or nothing."""
+    return reason.name if reason else ""
+
+
 def status_name(reason: Reason | None, unary: bool) -> str:
     """The status a caller receives for `reason`, as the audit log records it."""
     return UNARY_STATUS_NAMES.get(reason, "OK") if unary else "OK"

@@ -186,7 +186,7 @@ class GatewayService:
     def _search_batch(self, queries: list[tuple[np.ndarray, int]]) -> list[list[Candidate]]:
         """One index search for every queued query, as deep as the deepest asked."""
         found = self.gallery.index.search_many(np.stack([template for template, _ in queries]),
-                                                      max(top_k for _, top_k in queries))
+                                               max(top_k for _, top_k in queries))
         return [candidates[:top_k] for candidates, (_, top_k) in zip(found, queries, strict=True)]
 
     @staticmethod
@@ -332,7 +332,7 @@ class GatewayService:
                 if why := attributes_problem(record.attributes):
                     raise Problem(Reason.ARGUMENT_INVALID, why)
             except Problem as problem:
-                results[position] = EnrollResult(record.nik, False, reason=problem.reason, detail=problem.detail)
+                results[position] = EnrollResult.of_problem(record.nik, problem)
                 continue
             source = hashlib.sha256(record.face.image).hexdigest()
             if skip_unchanged and self.gallery.store.source_of(record.nik) == source:
@@ -343,7 +343,7 @@ class GatewayService:
         crops = self._crops([batch[position].face for position, _ in wanted], enrolment=True)
         for (position, source), crop in zip(wanted, crops, strict=True):
             if isinstance(crop, Problem):
-                results[position] = EnrollResult(batch[position].nik, False, reason=crop.reason, detail=crop.detail)
+                results[position] = EnrollResult.of_problem(batch[position].nik, crop)
             else:
                 accepted.append((position, crop, source))
         if accepted:
@@ -351,8 +351,7 @@ class GatewayService:
                 templates = self._embed([crop for _, crop, _ in accepted])
             except Problem as problem:
                 for position, _, _ in accepted:
-                    results[position] = EnrollResult(batch[position].nik, False, reason=problem.reason,
-                                                     detail=problem.detail)
+                    results[position] = EnrollResult.of_problem(batch[position].nik, problem)
                 return results
             enrolments = [Enrolment(batch[p].nik, t, batch[p].attributes, source)
                           for (p, _, source), t in zip(accepted, templates, strict=True)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import faulthandler
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
@@ -25,7 +24,7 @@ from fr_gateway.metrics import RUNTIME
 from fr_gateway.security.certs import TlsFiles
 from fr_gateway.server.decisions import DecisionHub
 from fr_gateway.server.guard import Guard
-from fr_gateway.server.handshakes import HandshakeTap, hidden_by_verbosity
+from fr_gateway.server.handshakes import HandshakeTap
 from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer
 from fr_gateway.server.threads import ElasticThreadPool
 from fr_gateway.service import GatewayService
@@ -149,9 +148,6 @@ def serve(settings: Settings, insecure: bool, port_file: Path | None = None) -> 
         tls = TlsFiles.load(settings.tls_cert, settings.tls_key, settings.tls_ca)
     gateway = Gateway(settings, tls=tls)
     tap = HandshakeTap(gateway.trail).start() if tls and gateway.trail.log else None
-    if tap and (verbosity := hidden_by_verbosity(os.environ)):
-        log.warning("GRPC_VERBOSITY=%s hides gRPC's handshake lines: refused TLS handshakes (no certificate, "
-                    "another CA, expired) will not be audited; unset it or set INFO", verbosity)
     try:
         gateway.start()
         if port_file:

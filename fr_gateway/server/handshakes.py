@@ -6,6 +6,7 @@ peer address, so these records say "unknown" where the peer would be."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -18,6 +19,8 @@ from fr_gateway.audit.trail import AuditTrail, Caller, Operation
 #       CERTIFICATE_VERIFY_FAILED: certificate has expired"
 HANDSHAKE_FAILED = re.compile(rb"Handshake failed with error (?P<error>\S+): (?:error:[0-9a-f]+:[^:]*:[^:]*:)?"
                               rb"(?P<reason>.*)$")
+log = logging.getLogger(__name__)
+
 UNKNOWN_PEER = Caller("unknown", "", "tls handshake")
 # gRPC writes handshake failures at INFO; these verbosities drop them before the tap can see them
 QUIET_VERBOSITIES = frozenset({"WARNING", "ERROR", "NONE"})
@@ -38,6 +41,9 @@ class HandshakeTap:
         self._thread: threading.Thread | None = None
 
     def start(self) -> HandshakeTap:
+        if verbosity := hidden_by_verbosity(os.environ):
+            log.warning("GRPC_VERBOSITY=%s hides gRPC's handshake lines: refused TLS handshakes (no certificate, "
+                        "another CA, expired) will not be audited; unset it or set INFO", verbosity)
         reader, writer = os.pipe()
         self._saved = os.dup(2)
         os.dup2(writer, 2)

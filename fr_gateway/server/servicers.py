@@ -25,7 +25,7 @@ from fr_gateway.changes import EnrollResult
 from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.decision import Decision
 from fr_gateway.faces.crops import CropKind
-from fr_gateway.reasons import UNARY_STATUS_NAMES, Problem, Reason, status_name
+from fr_gateway.reasons import UNARY_STATUS_NAMES, Problem, Reason, reason_name, status_name
 from fr_gateway.security.keys import KeyRingError
 from fr_gateway.server.decisions import DecisionHub
 from fr_gateway.server.guard import Guard, Refused, current_caller
@@ -42,14 +42,16 @@ def face_input(face: face_pb2.Face) -> FaceInput:
     return FaceInput(bytes(face.image), CropKind.LOOSE if face.kind in LOOSE_KINDS else CropKind.ALIGNED)
 
 
-def request_id_of(request: recognition_pb2.IdentifyRequest | recognition_pb2.VerifyRequest) -> str:
-    """The caller's request id, or a new one when empty. One longer than the audit keeps is refused rather
-    than cut, so every id a caller gets back and every id in the audit log is one the caller sent."""
+def request_id_of(
+        request: recognition_pb2.IdentifyRequest | recognition_pb2.VerifyRequest) -> tuple[str, Problem | None]:
+    """The caller's request id (a new one when empty), and the Problem that refuses the call when the id is
+    longer than the audit keeps: then the id is cut, with a note of how much more there was, wherever it is
+    answered or recorded, so no caller can make a large answer or record with it."""
     limit = FIELD_LIMITS["request_id"]
     if len(request.request_id) > limit:
-        raise Problem(Reason.ARGUMENT_INVALID, f"request_id has {len(request.request_id)} characters; at most "
-                                               f"{limit} are kept")
-    return request.request_id or uuid.uuid4().hex
+        return bounded(request.request_id, limit), Problem(
+            Reason.ARGUMENT_INVALID, f"request_id has {len(request.request_id)} characters; at most {limit} are kept")
+    return request.request_id or uuid.uuid4().hex, None
 
 
 def threshold_info(threshold: Threshold) -> recognition_pb2.ThresholdInfo:
@@ -65,10 +67,6 @@ def threshold_info(threshold: Threshold) -> recognition_pb2.ThresholdInfo:
 
 def reason_pb(reason: Reason | None) -> int:
     return face_pb2.Reason.Value(reason.name) if reason else face_pb2.REASON_UNSPECIFIED
-
-
-def reason_name(result: IdentifyResult | VerifyResult | EnrollResult) -> str:
-    return result.reason.name if result.reason else ""
 
 
 def decision_pb(decision: Decision) -> int:
@@ -127,11 +125,9 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         self._check_camera(request, context, started)
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        try:
-            request_id = request_id_of(request)
-        except Problem as problem:
-            request_id = bounded(request.request_id, FIELD_LIMITS["request_id"])
-            result = IdentifyResult.of_problem(problem, self._service.thresholds.identify.value,
+        request_id, refused = request_id_of(request)
+        if refused:
+            result = IdentifyResult.of_problem(refused, self._service.thresholds.identify.value,
                                                self._service.gallery_size)
         else:
             result = self._service.identify(face_input(request.face), request.top_k, deadline)
@@ -150,7 +146,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         log.debug("identify %s camera=%s decision=%s", response.request_id, request.camera_id,
                   result.decision.name)
         audited(self._trail, context, Operation.IDENTIFY, Outcome(
-            result.decision, status=status_name(result.reason, unary), reason=reason_name(result),
+            result.decision, status=status_name(result.reason, unary), reason=reason_name(result.reason),
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
             threshold=result.threshold), request_id=response.request_id, camera_id=request.camera_id,
             started=started)
@@ -210,11 +206,9 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
     def Verify(self, request, context):
         started = time.perf_counter()
         reference = request.WhichOneof("reference")
-        try:
-            request_id = request_id_of(request)
-        except Problem as problem:
-            request_id = bounded(request.request_id, FIELD_LIMITS["request_id"])
-            result = VerifyResult.of_problem(problem, self._service.thresholds.verify.value)
+        request_id, refused = request_id_of(request)
+        if refused:
+            result = VerifyResult.of_problem(refused, self._service.thresholds.verify.value)
         else:
             result = self._service.verify(
                 face_input(request.probe),
@@ -222,7 +216,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                 reference=face_input(request.reference_face) if reference == "reference_face" else None,
             )
         audited(self._trail, context, Operation.VERIFY, Outcome(
-            result.decision, status=status_name(result.reason, unary=True), reason=reason_name(result),
+            result.decision, status=status_name(result.reason, unary=True), reason=reason_name(result.reason),
             detail=result.detail, nik=request.nik, score=result.score if result.reason is None else None,
             threshold=result.threshold),
             request_id=request_id, started=started)
