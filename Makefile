@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # GPU=1 installs onnxruntime-gpu in place of the CPU runtime (only one may be installed).
 GPU    ?=
 
-.PHONY: install demo test lint proto serve eval bench-search bench-enrol bench-audit bench-realtime clean
+.PHONY: install demo test lint proto serve eval bench-search bench-enrol bench-audit bench-realtime bench-alerts clean
 
 install: $(STAMP)
 
@@ -50,6 +50,9 @@ bench-audit: $(STAMP)
 
 bench-realtime: $(STAMP)
 	$(BIN)/python benchmarks/realtime.py
+
+bench-alerts: $(STAMP)
+	$(BIN)/python benchmarks/alerts.py
 
 # Accuracy over gRPC on the sample faces (data/faces), the default model beside its INT8 variant (about 8 minutes;
 # the INT8 model is quantised first when missing, its figures kept beside it rather than in benchmarks/int8.*)

@@ -19,16 +19,19 @@ import grpc
 from fr_gateway import __version__
 from fr_gateway.audit.keys import AuditKeyError
 from fr_gateway.audit.log import AuditUnavailable
-from fr_gateway.audit.trail import DECISIONS, OPERATIONS, Caller, open_trail
+from fr_gateway.audit.trail import DECISIONS, OPERATIONS, Caller
 from fr_gateway.calibration import StatedPoint, Threshold
 from fr_gateway.config import Settings, audit_dir_for, load_settings, save_calibration
-from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc, watchlists_pb2
 from fr_gateway.decision import Decision
+from fr_gateway.faces.crops import CropKind
 from fr_gateway.gallery.store import GalleryModelMismatch, GalleryRefused
+from fr_gateway.reasons import Problem
 from fr_gateway.search.base import SearchUnavailable
 from fr_gateway.security.certs import ROLES, CertificateError, TlsFiles
 from fr_gateway.security.keys import KeyRingError
 from fr_gateway.transport import CannotListen, open_channel
+from fr_gateway.watchlists.store import WatchlistError
 
 if TYPE_CHECKING:
     from fr_gateway.changes import RemoveResult
@@ -125,17 +128,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         with _channel(args) as channel:
             summary = run_enrolment(manifest, rejects, channel=channel, progress=not args.no_progress)
     else:
-        from fr_gateway.faces.engine import load_engine
-        from fr_gateway.service import GatewayService
+        from fr_gateway.maintenance import offline_service
 
-        settings = _settings(args, gallery=args.gallery)
-        with contextlib.ExitStack() as stack:
-            service = GatewayService.open(settings, load_engine(settings))
-            stack.callback(service.close)
-            trail = open_trail(settings, service.engine.pack.fingerprint, lambda: service.gallery_version,
-                               create_keys=True)
-            stack.callback(trail.close)
-            service.gallery.audit_to(trail)
+        with offline_service(_settings(args, gallery=args.gallery)) as service:
             summary = run_enrolment(manifest, rejects, service=service, progress=not args.no_progress)
     print(summary.line())
     if summary.counts["rejected"]:
@@ -186,6 +181,60 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"search: {info.search}")
     print(f"Identify threshold {_threshold(info.identify).text()}")
     print(f"Verify threshold {_threshold(info.verify).text()}")
+    for watchlist in info.watchlists:
+        print(_watchlist_text(watchlist))
+    return 0
+
+
+def _watchlist_text(info: watchlists_pb2.WatchlistInfo) -> str:
+    """A list in a few lines: what it is, what its threshold stands for, how its alerts were adjudicated."""
+    expires = f", expires {info.expires}" if info.expires else ""
+    lines = [f"watchlist {info.name} ({watchlists_pb2.Priority.Name(info.priority).removeprefix('PRIORITY_')}, "
+             f"owner {info.owner}{expires}): {info.entries} entries, {info.templates} templates; {info.reason}",
+             f"  threshold {info.threshold:.4f} ({info.threshold_origin})"]
+    if info.HasField("false_match_rate"):
+        lines.append(f"  stands for a false-match rate of {info.false_match_rate:.3g} a comparison in the calibration "
+                     f"data: FPIR {info.expected_fpir:.3g} at this size, about "
+                     f"{info.expected_false_alerts_per_day:,.0f} false alerts a day at the configured faces a day")
+    adjudicated = info.confirmed + info.dismissed
+    precision = f"; observed precision {info.confirmed / adjudicated:.3f}" if adjudicated else ""
+    lines.append(f"  alerts {info.alerts}: {info.confirmed} confirmed, {info.dismissed} dismissed, "
+                 f"{info.alerts - adjudicated} not adjudicated{precision}")
+    return "\n".join(lines)
+
+
+def cmd_watchlist(args: argparse.Namespace) -> int:
+    """Offline, through the watchlists' write path (audited); a running gateway is changed over gRPC."""
+    from fr_gateway.maintenance import offline_service
+    from fr_gateway.server.servicers import watchlist_info
+    from fr_gateway.service import FaceInput
+
+    caller = Caller.local()
+    with offline_service(_settings(args, gallery=args.gallery)) as service:
+        desk = service.watchlists
+        if args.action == "create":
+            desk.create(args.name, args.reason, args.owner, caller, expires=args.expires or "",
+                        threshold=args.threshold, target_fpir=args.target_fpir,
+                        expected_templates=args.expected_templates,
+                        priority=watchlists_pb2.Priority.Value(f"PRIORITY_{args.priority.upper()}"))
+        elif args.action == "add":
+            faces = [FaceInput(Path(photo).read_bytes(), CropKind.LOOSE) for photo in args.photo]
+            result = service.add_watchlist_entry(args.name, args.label, args.case or "", args.expires or "", faces,
+                                                 caller)
+            for position, problem in result.rejects:
+                print(f"{args.photo[position]}: not used: {problem.reason.name}: {problem.detail}")
+            if result.entry is None:
+                print("no photo gave a template: nothing added")
+                return EXIT_INPUT
+            print(f"added entry {result.entry.entry_id} to {args.name} ({len(result.entry.templates)} templates)")
+            return 0
+        elif args.action == "remove":
+            removed = desk.remove_entry(args.name, args.entry, caller)
+            print(f"{args.entry}: {'removed' if removed else 'not on ' + args.name}")
+            return 0 if removed else EXIT_INPUT
+        for status in desk.statuses():
+            if args.action == "list" or status.watchlist.name == args.name:
+                print(_watchlist_text(watchlist_info(status)))
     return 0
 
 
@@ -621,6 +670,43 @@ def _add_audit(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> N
     export.add_argument("--out", help="file to write (default: standard output)")
 
 
+def _add_watchlists(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
+    watchlist = sub.add_parser("watchlist", help="watchlists beside the gallery, offline (a running gateway: the "
+                                                 "Watchlists gRPC service)")
+    watchlist = watchlist.add_subparsers(dest="action", required=True)
+    where = "the gallery the lists belong to (default index/default)"
+    create = watchlist.add_parser("create", parents=[parents["common"]], help="create a watchlist, audited")
+    create.add_argument("name", help="1-64 letters, digits, '.', '_' or '-'")
+    create.add_argument("--reason", required=True, help="why the list exists: the legal basis or case")
+    create.add_argument("--owner", required=True, help="the agency that owns it")
+    create.add_argument("--expires", help="when the whole list stops matching: an RFC 3339 date or time")
+    choice = create.add_mutually_exclusive_group()
+    choice.add_argument("--threshold", type=float, help="cosine similarity a face must reach (default: the identify "
+                                                        "threshold)")
+    choice.add_argument("--target-fpir", type=float, help="or the false-alert rate to choose it for, from the "
+                                                          "recogniser's calibration data")
+    create.add_argument("--expected-templates", type=int, default=0,
+                        help="with --target-fpir: the templates the list will hold (default 1000)")
+    create.add_argument("--priority", choices=("low", "normal", "high"), default="normal",
+                        help="how urgently operators should look at its alerts (default %(default)s)")
+    add = watchlist.add_parser("add", parents=[parents["common"]],
+                               help="add a person from one or more photos (each through the enrolment gate)")
+    add.add_argument("name", help="the watchlist")
+    add.add_argument("--label", required=True, help="who the entry is, for the operator")
+    add.add_argument("--case", help="the case reference (police report number)")
+    add.add_argument("--expires", help="when the entry stops matching: an RFC 3339 date or time")
+    add.add_argument("--photo", required=True, nargs="+", help="photos of the person (up to 16)")
+    remove = watchlist.add_parser("remove", parents=[parents["common"]], help="remove an entry, audited")
+    remove.add_argument("name", help="the watchlist")
+    remove.add_argument("entry", help="the entry id (W and 15 hexadecimal digits)")
+    show = watchlist.add_parser("show", parents=[parents["common"]], help="one list and what its threshold means")
+    show.add_argument("name", help="the watchlist")
+    listing = watchlist.add_parser("list", parents=[parents["common"]], help="every list")
+    for command in (create, add, remove, show, listing):
+        command.add_argument("--gallery", help=where)
+        command.set_defaults(run=cmd_watchlist)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="fr-gateway", description="Real-time face recognition gateway.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -631,6 +717,7 @@ def build_parser() -> Parser:
     _add_clients(sub, parents)
     _add_accuracy(sub, parents)
     _add_gallery(sub, parents)
+    _add_watchlists(sub, parents)
     _add_certs(sub)
     _add_audit(sub, parents)
     return parser
@@ -666,6 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     except GalleryRefused as exc:
         log.error("refusing to open the gallery: %s", exc)
         return EXIT_GALLERY
+    except (WatchlistError, Problem) as exc:
+        log.error("%s", exc)
+        return EXIT_INPUT
     except (FileNotFoundError, ValueError, OSError, KeyRingError, AuditKeyError, AuditUnavailable,
             CertificateError) as exc:
         log.error("%s", exc)

@@ -16,6 +16,7 @@ import tomli_w
 from fr_gateway.calibration import Calibration
 
 ENV_PREFIX = "FRG_"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 GALLERY_HOME = "index"
 CONFIG_ENV = "FRG_CONFIG"
 
@@ -120,6 +121,16 @@ class Settings:
     # share): empty is witness.jsonl beside the auditor's keys (where `audit keys init` put them, else
     # <audit_keys>/../audit-auditor); "off" for none
     audit_witness: str = ""
+    # watchlist alerts: how long the face crop that raised an alert is kept (sealed) before it is erased, and
+    # the faces a day the cameras send, for the expected number of false alerts each list's threshold gives
+    alert_retention_days: float = 30.0
+    faces_per_day: int = 1_000_000
+    # HTTPS endpoints every alert is POSTed to as JSON, signed with HMAC-SHA256 under the secret in
+    # webhook_secret (empty: <gallery parent>/keys/webhook-secret, made when missing); webhook_ca is the CA
+    # file that checks their certificates (empty: the system's). Plain http:// only to this machine
+    webhooks: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    webhook_ca: str = ""
 
 
 # What a setting may hold beyond its type, checked when the settings are read: before any model loads or port
@@ -134,7 +145,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # and numbers within a range (lowest, highest; None for no bound)
 RANGES: dict[str, tuple[float | None, float | None]] = {
     **dict.fromkeys(("intra_op_threads", "embed_workers", "min_face_px", "ivf_lists", "ivf_nprobe", "batch_size",
-                     "rate_limit", "streams_per_client", "min_blur", "max_yaw", "batch_wait_ms"), (0, None)),
+                     "rate_limit", "streams_per_client", "min_blur", "max_yaw", "batch_wait_ms", "alert_retention_days",
+                     "faces_per_day"), (0, None)),
     **dict.fromkeys(("det_score", "enrol_min_det_score", "enrol_dominance"), (0, 1)),
     **dict.fromkeys(("identify_threshold", "verify_threshold"), (-1, 1)),
     **dict.fromkeys(("top_k", "max_top_k", "max_image_bytes", "max_image_pixels", "decode_budget_pixels", "rerank",
@@ -162,8 +174,24 @@ def _check(settings: Settings, source_of: Mapping[str, str]) -> None:
                          f"{highest if highest is not None else 'inf'}")
     if settings.top_k > settings.max_top_k:
         refuse("top_k", f"{settings.top_k} is above max_top_k {settings.max_top_k}")
+    for url in settings.webhooks:
+        scheme, _, rest = url.partition("://")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if scheme != "https" and not (scheme == "http" and host in LOOPBACK):
+            refuse("webhooks", f"{url!r}: alerts carry personal data; use https:// (http:// only to this machine)")
     if settings.search_backend == "milvus" and not settings.milvus_uri:
         refuse("milvus_uri", "search_backend milvus needs it: http://HOST:PORT of milvus-lite or a cluster")
+
+
+def webhook_secret_for(settings: Settings) -> Path:
+    return Path(settings.webhook_secret) if settings.webhook_secret else Path(settings.gallery).parent / "keys" / \
+        "webhook-secret"
+
+
+def watchlist_key_file_for(settings: Settings) -> Path:
+    """The watchlists' own data key, beside the gallery's."""
+    gallery_key = key_file_for(settings)
+    return gallery_key.with_name(f"{gallery_key.stem}-watchlists.json")
 
 
 WITNESS_FILE = "witness.jsonl"  # the audit witness's default name, beside the auditor's keys
@@ -259,8 +287,10 @@ def load_settings(
 
 
 def environment(settings: Mapping[str, object]) -> dict[str, str]:
-    """Settings as the FRG_* variables `load_settings` reads, for starting a gateway in another process."""
-    return {ENV_PREFIX + name.upper(): str(value) for name, value in settings.items()}
+    """Settings as the FRG_* variables `load_settings` reads, for starting a gateway in another process; a list
+    as its items joined by commas."""
+    return {ENV_PREFIX + name.upper(): ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+            for name, value in settings.items()}
 
 
 def save_calibration(config_file: str | os.PathLike[str], calibration: Calibration) -> None:

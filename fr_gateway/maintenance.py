@@ -1,6 +1,6 @@
-"""Gallery maintenance that needs no inference: changing a gallery while no gateway serves it, finding one face
-enrolled under two NIKs, and bringing a shared index (Milvus) back in step with the store, the gallery's
-record."""
+"""Maintenance while no gateway serves the gallery: changing a gallery or its watchlists in this process,
+finding one face enrolled under two NIKs, and bringing a shared index (Milvus) back in step with the store, the
+gallery's record."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from fr_gateway.audit.log import AuditUnavailable
 from fr_gateway.audit.trail import open_trail
 from fr_gateway.changes import GalleryWrites
 from fr_gateway.config import Settings, key_file_for
-from fr_gateway.faces.engine import load_pack, resolve_thresholds
+from fr_gateway.faces.engine import load_engine, load_pack, resolve_thresholds
 from fr_gateway.gallery.store import TemplateStore
 from fr_gateway.search.faiss_index import FlatIndex
 from fr_gateway.search.manager import milvus_spec
 from fr_gateway.search.milvus_index import Drift, MilvusIndex, MilvusSpec
+from fr_gateway.service import GatewayService
 
 
 def open_store(settings: Settings) -> TemplateStore:
@@ -41,6 +42,23 @@ def offline_gallery(settings: Settings) -> Iterator[GalleryWrites]:
         gallery.audit_to(trail)
         gallery.load_index()
         yield gallery
+
+
+@contextlib.contextmanager
+def offline_service(settings: Settings) -> Iterator[GatewayService]:
+    """The gateway's operations in this process (models loaded, gallery and watchlists open, every change
+    audited), while no gateway serves the gallery: a bulk enrolment, a watchlist change."""
+    with contextlib.ExitStack() as stack:
+        service = GatewayService.open(settings, load_engine(settings), serving=False)
+        stack.callback(service.close)
+        try:
+            trail = open_trail(settings, service.engine.pack.fingerprint, lambda: service.gallery_version,
+                               create_keys=True)
+        except AuditUnavailable as exc:
+            raise AuditUnavailable(f"{exc}: a gateway serves this gallery; make the change through it") from None
+        stack.callback(trail.close)
+        service.audit_to(trail)
+        yield service
 
 
 def duplicate_pairs(settings: Settings, threshold: float | None = None) -> tuple[list[tuple[str, str, float]], float]:

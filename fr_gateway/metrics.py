@@ -24,6 +24,10 @@ OPEN_STREAMS = Gauge("frgateway_open_streams", "Streaming calls open now")
 AUDIT_CHECKPOINT = Gauge("frgateway_audit_checkpoint", "Number of the audit log's latest signed checkpoint: a "
                                                        "witness of the log outside the host, when scraped")
 WITNESS_FAILURES = Counter("frgateway_audit_witness_failures", "Checkpoints the audit witness file did not take")
+WEBHOOK_DELIVERIES = Counter("frgateway_webhook_deliveries", "Alert deliveries to webhooks, by outcome (delivered, "
+                                                            "failed: retried later from the outbox)", ["outcome"])
+WEBHOOK_PENDING = Gauge("frgateway_webhook_pending", "Alert deliveries waiting in the webhook outbox")
+ALERTS = Counter("frgateway_alerts", "Watchlist alerts raised, by list", ["watchlist"])
 RUNTIME = Info("frgateway_runtime", "Models, the ONNX Runtime execution providers and the thresholds in use")
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from fr_gateway.audit.trail import Caller, Operation
+from fr_gateway.audit.trail import AuditTrail, Caller, Operation
 from fr_gateway.batching import MicroBatcher, Overloaded
 from fr_gateway.calibration import Thresholds
 from fr_gateway.changes import EnrollResult, GalleryWrites
@@ -26,13 +26,17 @@ from fr_gateway.faces.engine import FaceEngine, RecogniserLayout, build_cropper,
 from fr_gateway.gallery.nik import validate_nik
 from fr_gateway.gallery.store import Enrolment, TemplateDamaged, attributes_problem
 from fr_gateway.metrics import FACES_EMBEDDED
-from fr_gateway.reasons import Problem, Reason
+from fr_gateway.reasons import UNARY_STATUS_NAMES, Problem, Reason
 from fr_gateway.search.base import Candidate, SearchUnavailable
+from fr_gateway.watchlists.desk import Sighting, WatchlistDesk
+from fr_gateway.watchlists.index import Hit
+from fr_gateway.watchlists.store import Entry
 
 log = logging.getLogger(__name__)
 
 STAGE_TIMEOUT_S = 30.0
 SEARCH_BATCH = 64  # queries searched together: FAISS and the re-rank's one store read amortise over them
+MAX_ENTRY_PHOTOS = 16  # photos of one watchlist entry
 DETECT_BATCH = 8  # LOOSE photos detected together: the model gains little past 8 on a CPU, and each waits longer
 
 
@@ -50,6 +54,8 @@ class IdentifyResult:
     candidates: list[Candidate] = dataclasses.field(default_factory=list)
     reason: Reason | None = None
     detail: str = ""
+    alerts: list[Hit] = dataclasses.field(default_factory=list)  # the watchlist hits, each with its alert
+    evidence: bytes = b""  # the crop the alerts keep, as JPEG
 
     @classmethod
     def of_problem(cls, problem: Problem, threshold: float, gallery_size: int) -> IdentifyResult:
@@ -77,6 +83,15 @@ class EnrollRecord:
     nik: str
     face: FaceInput
     attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryResult:
+    """A watchlist entry added from the photos that gave a template (None when none did), and the Problem of
+    each photo that did not, by its position."""
+
+    entry: Entry | None
+    rejects: list[tuple[int, Problem]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +128,7 @@ class GatewayService:
     models and FAISS see batches."""
 
     def __init__(self, engine: FaceEngine, cropper: FaceCropper, thresholds: Thresholds, batching: Batching,
-                 gallery: GalleryWrites, default_top_k: int, max_top_k: int) -> None:
+                 gallery: GalleryWrites, watchlists: WatchlistDesk, default_top_k: int, max_top_k: int) -> None:
         self.engine = engine
         self.cropper = cropper
         self.thresholds = thresholds
@@ -124,19 +139,28 @@ class GatewayService:
         self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size,
                                       expected=(SearchUnavailable,))
         self.gallery = gallery
+        self.watchlists = watchlists
         self._default_top_k = default_top_k
         self._max_top_k = max_top_k
         self._closed = False
 
     @classmethod
-    def open(cls, settings: Settings, engine: FaceEngine, load_index: bool = True) -> GatewayService:
-        """Open (or create) the gallery's store, refusing another model's gallery, start the micro-batching
-        stages and, unless the caller does it later (a server reporting NOT_SERVING meanwhile), load
-        the index."""
+    def open(cls, settings: Settings, engine: FaceEngine, load_index: bool = True,
+             serving: bool = True) -> GatewayService:
+        """Open (or create) the gallery's store, refusing another model's gallery, and its watchlists (their
+        webhooks delivered and old evidence erased only when `serving`), start the micro-batching stages and,
+        unless the caller does it later (a server reporting NOT_SERVING meanwhile), load the index."""
         gallery = GalleryWrites.open(settings, engine.pack.fingerprint, engine.pack.name, engine.embedder.dim)
+        thresholds = resolve_thresholds(settings, engine.pack)
+        try:
+            watchlists = WatchlistDesk.open(settings, engine.pack, engine.embedder.dim, thresholds.identify.value,
+                                            deliver=serving)
+        except BaseException:
+            gallery.close()
+            raise
         batching = Batching(settings.batch_size or engine.layout.batch, settings.batch_wait_ms, settings.queue_size)
-        service = cls(engine, build_cropper(settings), resolve_thresholds(settings, engine.pack),
-                      batching, gallery, settings.top_k, settings.max_top_k)
+        service = cls(engine, build_cropper(settings), thresholds, batching, gallery, watchlists, settings.top_k,
+                      settings.max_top_k)
         if load_index:
             service.load_index()
         return service
@@ -149,6 +173,11 @@ class GatewayService:
     def load_index(self) -> None:
         self.gallery.load_index()
 
+    def audit_to(self, trail: AuditTrail) -> None:
+        """Every gallery and watchlist change from now on is audited in `trail`."""
+        self.gallery.audit_to(trail)
+        self.watchlists.audit_to(trail)
+
     def close(self) -> None:
         """Stop the stages, save the index for a fast next start, close the store; once."""
         if self._closed:
@@ -158,6 +187,7 @@ class GatewayService:
         self._embedder.close()
         self._searcher.close()
         self.gallery.close()
+        self.watchlists.close()
 
     @property
     def recogniser_layout(self) -> RecogniserLayout:
@@ -183,11 +213,14 @@ class GatewayService:
         FACES_EMBEDDED.inc(len(crops))
         return templates
 
-    def _search_batch(self, queries: list[tuple[np.ndarray, int]]) -> list[list[Candidate]]:
-        """One index search for every queued query, as deep as the deepest asked."""
-        found = self.gallery.index.search_many(np.stack([template for template, _ in queries]),
-                                               max(top_k for _, top_k in queries))
-        return [candidates[:top_k] for candidates, (_, top_k) in zip(found, queries, strict=True)]
+    def _search_batch(self, queries: list[tuple[np.ndarray, int]]) -> list[tuple[list[Candidate], list[Hit]]]:
+        """One index search for every queued query, as deep as the deepest asked, and one check of the
+        watchlists."""
+        templates = np.stack([template for template, _ in queries])
+        found = self.gallery.index.search_many(templates, max(top_k for _, top_k in queries))
+        hits = self.watchlists.check(templates)
+        return [(candidates[:top_k], face_hits)
+                for candidates, face_hits, (_, top_k) in zip(found, hits, queries, strict=True)]
 
     @staticmethod
     def _through(stage: MicroBatcher, items: list, deadline: float | None) -> list:
@@ -276,17 +309,59 @@ class GatewayService:
             raise Problem(Reason.NIK_NOT_ENROLLED, f"NIK {nik} is not enrolled in this gallery")
         return template
 
-    def identify(self, face: FaceInput, top_k: int = 0, deadline: float | None = None) -> IdentifyResult:
+    def identify(self, face: FaceInput, top_k: int = 0, deadline: float | None = None,
+                 sighting: Sighting | None = None) -> IdentifyResult:
+        """The gallery's answer for the face, and an alert for each watchlist entry it matches, whatever the
+        gallery answered: even when the gallery's index cannot be reached, since the watchlists are in memory."""
         threshold = self.thresholds.identify.value
         try:
             if top_k > self._max_top_k:
                 raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
-            [template] = self._templates(face, deadline=deadline)
-            [candidates] = self._through(self._searcher, [(template, top_k or self._default_top_k)], deadline)
+            [crop] = self._crops([face], deadline=deadline)
+            if isinstance(crop, Problem):
+                raise Problem(crop.reason, crop.detail)
+            [template] = self._embed([crop], deadline)
+            try:
+                [(candidates, hits)] = self._through(self._searcher, [(template, top_k or self._default_top_k)],
+                                                     deadline)
+            except Problem as problem:
+                if problem.reason is not Reason.SEARCH_UNAVAILABLE:
+                    raise
+                unsearched = IdentifyResult.of_problem(problem, threshold, self.gallery_size)
+                return self._alerted(unsearched, self.watchlists.check(template[None])[0], crop, sighting)
         except Problem as problem:
             return IdentifyResult.of_problem(problem, threshold, self.gallery_size)
         best = candidates[0].score if candidates else None
-        return IdentifyResult(decide(best, threshold), threshold, self.gallery_size, candidates)
+        result = IdentifyResult(decide(best, threshold), threshold, self.gallery_size, candidates)
+        return self._alerted(result, hits, crop, sighting)
+
+    def _alerted(self, result: IdentifyResult, hits: list[Hit], crop: np.ndarray,
+                 sighting: Sighting | None) -> IdentifyResult:
+        """The result with the alerts its watchlist hits raised."""
+        if not hits:
+            return result
+        alerts, evidence = self.watchlists.raise_alerts(hits, crop, sighting or Sighting())
+        return dataclasses.replace(result, alerts=alerts, evidence=evidence)
+
+    def add_watchlist_entry(self, watchlist: str, label: str, case_reference: str, expires: str,
+                            faces: Sequence[FaceInput], caller: Caller, started: float | None = None) -> EntryResult:
+        """An entry from the photos: each through the enrolment gate, as a KTP-el photo, and the templates of
+        those that pass kept together under one entry id."""
+        if not 0 < len(faces) <= MAX_ENTRY_PHOTOS:
+            raise Problem(Reason.ARGUMENT_INVALID, f"give 1 to {MAX_ENTRY_PHOTOS} photos, not {len(faces)}")
+        self.watchlists.store.watchlist(watchlist)  # an unknown list is refused before any photo is looked at
+        crops = self._crops(faces, enrolment=True)
+        rejects = [(position, crop) for position, crop in enumerate(crops) if isinstance(crop, Problem)]
+        for position, problem in rejects:
+            if problem.reason in UNARY_STATUS_NAMES:  # a malformed photo refuses the request, as in Enroll
+                raise Problem(problem.reason, f"photo {position}: {problem.detail}")
+        accepted = [crop for crop in crops if not isinstance(crop, Problem)]
+        if not accepted:
+            return EntryResult(None, rejects)
+        templates = np.stack(self._embed(accepted))
+        entry = self.watchlists.add_entry(watchlist, label, case_reference, templates, caller, expires=expires,
+                                          started=started)
+        return EntryResult(entry, rejects)
 
     def verify(self, probe: FaceInput, nik: str | None = None, reference: FaceInput | None = None) -> VerifyResult:
         """Compare the probe with an enrolled NIK's template or with a second face."""

@@ -7,7 +7,10 @@
    enrolled, each over several frames, which the camera tracks so each person costs a few crops;
 4. starts the gateway (`fr-gateway serve`, mutual TLS) on a free loopback port, streams the video through it
    (`fr-gateway camera` with its certificate), prints each decision, then stops the gateway;
-5. scores the decisions against the known truth: correct MATCHes and correct NO_MATCHes;
+   with a watchlist beside the gallery (`fr-gateway watchlist`): one person who is not enrolled is on it, from
+   photos the camera never shows;
+5. scores the decisions against the known truth: correct MATCHes and correct NO_MATCHes, and alerts for the
+   listed person only;
 6. as the auditor: verifies the audit log and exports the camera's records (`fr-gateway audit`).
 """
 
@@ -46,6 +49,8 @@ PEOPLE = (
     ("fr-examples", ["biden", "obama", "kit_harington"], ["alex_lacamoire", "rose_leslie"]),
 )
 CAMERA_ID = "IKN-GATE-01"
+WANTED = ("orl", "s31")  # not enrolled; on the demo's watchlist from photos the video does not show
+WANTED_PHOTOS = slice(5, 8)
 CERTS, AUDITOR_KEYS, AUDIT_LOG = OUT / "certs", OUT / "auditor-keys", OUT / "audit"
 
 
@@ -125,12 +130,14 @@ def wait_serving(port_file: Path, server: subprocess.Popen, timeout: float = 120
 
 
 def score(truth: list[dict], decisions_file: Path) -> int:
-    """Compare the first decision of each walk past with the truth; return non-zero if the demo shows no
-    success."""
-    first_decision = {}
+    """Compare the first decision of each walk past with the truth, and each walk's alerts with who is on the
+    watchlist; return non-zero if the demo shows no success or a wrong alert."""
+    first_decision, alerted = {}, set()
     for line in decisions_file.read_text().splitlines():
         record = json.loads(line)
         first_decision.setdefault(record["frame"] // WALK_FRAMES, record)
+        if record["alerts"]:
+            alerted.add(record["frame"] // WALK_FRAMES)
     tally = {"correct MATCH": 0, "wrong NIK": 0, "missed (NO_MATCH)": 0, "correct NO_MATCH": 0,
              "false MATCH": 0, "no decision (no face, rejected)": 0}
     for number, walk in enumerate(truth):
@@ -148,7 +155,10 @@ def score(truth: list[dict], decisions_file: Path) -> int:
           "not enrolled")
     for key, count in tally.items():
         print(f"  {key:<34} {count}")
-    return 0 if tally["correct MATCH"] and tally["correct NO_MATCH"] else 1
+    wanted = {number for number, walk in enumerate(truth) if walk["person"] == "/".join(WANTED)}
+    print(f"watchlist alerts: {len(alerted & wanted)} of {len(wanted)} walks of the listed person, "
+          f"{len(alerted - wanted)} of {len(truth) - len(wanted)} walks of everyone else")
+    return 0 if tally["correct MATCH"] and tally["correct NO_MATCH"] and alerted == wanted else 1
 
 
 def audit_report() -> int:
@@ -182,6 +192,12 @@ def main() -> int:
     manifest, video, truth = build_inputs()
     print(f"== enrolling {manifest.relative_to(ROOT)} into {gallery.relative_to(ROOT)}", flush=True)
     if fr_gateway("enroll", "--manifest", str(manifest), "--gallery", str(gallery)).wait() != 0:
+        return 1
+    print(f"== a watchlist beside the gallery, with {'/'.join(WANTED)} on it", flush=True)
+    if fr_gateway("watchlist", "create", "missing-persons", "--reason", "demo: missing person report",
+                  "--owner", "Polda Kaltim", "--priority", "high", "--gallery", str(gallery)).wait() != 0 or \
+            fr_gateway("watchlist", "add", "missing-persons", "--label", "/".join(WANTED), "--case", "LP/DEMO/1",
+                       "--photo", *map(str, photos(*WANTED)[WANTED_PHOTOS]), "--gallery", str(gallery)).wait() != 0:
         return 1
     print(f"== starting the gateway; camera video {video.relative_to(ROOT)} ({len(truth)} people walking past, "
           f"{len(truth) * WALK_FRAMES} frames)", flush=True)

@@ -24,8 +24,10 @@ from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recogni
 from fr_gateway.evaluation.dataset import sample_faces
 from fr_gateway.faces.engine import FaceEngine, load_engine
 from fr_gateway.gallery.nik import synthetic_nik
+from fr_gateway.security.certs import Principal, TlsFiles
 from fr_gateway.server.app import Gateway
 from fr_gateway.server.process import GatewayProcess
+from fr_gateway.transport import open_channel
 
 DATA = sample_faces()
 
@@ -193,3 +195,31 @@ def enrolled(engine: FaceEngine, tmp_path_factory: pytest.TempPathFactory) -> It
         summary = client.gallery.EnrollStream(iter(requests))
         assert (summary.enrolled, summary.rejected) == (len(ENROLLED), 0), summary
         yield client
+
+
+class Site:
+    """A TLS gateway and everything its clients and its auditor hold."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.certs = folder / "certs"
+        self.auditor_keys = folder / "auditor-keys"
+        self.audit_dir = folder / "audit"
+        self.target = ""
+        self.log = ""
+
+    def tls(self, principal: Principal, certs: Path | None = None) -> TlsFiles:
+        stem = (certs or self.certs) / f"{principal.role}-{principal.identity}"
+        return TlsFiles.load(stem.with_suffix(".pem"), stem.with_suffix(".key"), self.certs / "ca.pem")
+
+    def channel(self, principal: Principal | None, certs: Path | None = None) -> grpc.Channel:
+        if principal is None:  # TLS with no client certificate
+            credentials = grpc.ssl_channel_credentials(root_certificates=(self.certs / "ca.pem").read_bytes())
+            return grpc.secure_channel(self.target, credentials)
+        return open_channel(self.target, self.tls(principal, certs))
+
+    def export(self, *args: str) -> list[dict]:
+        result = fr_gateway("audit", "export", "--dir", str(self.audit_dir), "--keys", str(self.auditor_keys),
+                            *args)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines()]

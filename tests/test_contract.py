@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fr_gateway.audit.trail import OPERATIONS
-from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2
+from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2, watchlists_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +35,14 @@ def test_services_and_methods_are_exactly_the_contract():
         "Verify": ("VerifyRequest", "VerifyResponse", False, False),
         "WatchDecisions": ("WatchDecisionsRequest", "DecisionEvent", False, True),
         "GetInfo": ("GetInfoRequest", "GatewayInfo", False, False),
+        "WatchAlerts": ("WatchAlertsRequest", "Alert", False, True),
+    }
+    assert methods(watchlists_pb2, "Watchlists") == {
+        "CreateWatchlist": ("CreateWatchlistRequest", "WatchlistInfo", False, False),
+        "ListWatchlists": ("ListWatchlistsRequest", "ListWatchlistsResponse", False, False),
+        "AddEntry": ("AddEntryRequest", "AddEntryResponse", False, False),
+        "RemoveEntry": ("RemoveEntryRequest", "RemoveEntryResponse", False, False),
+        "Adjudicate": ("AdjudicateRequest", "AdjudicateResponse", False, False),
     }
     assert methods(gallery_pb2, "Gallery") == {
         "Enroll": ("EnrollRequest", "EnrollResponse", False, False),
@@ -45,7 +53,8 @@ def test_services_and_methods_are_exactly_the_contract():
 
 
 def test_every_served_method_has_an_audit_operation():
-    served = {method.name for module, service in ((recognition_pb2, "Recognition"), (gallery_pb2, "Gallery"))
+    served = {method.name for module, service in ((recognition_pb2, "Recognition"), (gallery_pb2, "Gallery"),
+                                                  (watchlists_pb2, "Watchlists"))
               for method in module.DESCRIPTOR.services_by_name[service].methods}
     assert served | {"Check", "Watch", "ServerReflectionInfo", "TLS handshake"} == set(OPERATIONS)
 

@@ -13,11 +13,19 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from conftest import ENROLLED, audit_records, fr_gateway, launch, loose, nik_for, photos, stop
+from conftest import ENROLLED, NOT_ENROLLED, audit_records, fr_gateway, launch, loose, nik_for, photos, stop
 from pymilvus import MilvusClient
 
 from fr_gateway.config import environment
-from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.contract import (
+    face_pb2,
+    gallery_pb2,
+    gallery_pb2_grpc,
+    recognition_pb2,
+    recognition_pb2_grpc,
+    watchlists_pb2,
+    watchlists_pb2_grpc,
+)
 from fr_gateway.gallery.store import TemplateStore
 from fr_gateway.search.faiss_index import FlatIndex
 from fr_gateway.search.milvus_index import Drift, MilvusIndex, MilvusSpec
@@ -163,6 +171,12 @@ def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
                 recognition = recognition_pb2_grpc.RecognitionStub(channel)
                 request = recognition_pb2.IdentifyRequest(camera_id="gate", face=loose(photo[1]))
                 assert recognition.Identify(request, timeout=60).decision == face_pb2.MATCH
+                watchlists = watchlists_pb2_grpc.WatchlistsStub(channel)
+                watchlists.CreateWatchlist(watchlists_pb2.CreateWatchlistRequest(
+                    name="wanted", reason="court order", owner="Polda"), timeout=30)
+                wanted = photos(*NOT_ENROLLED[0])
+                watchlists.AddEntry(watchlists_pb2.AddEntryRequest(watchlist="wanted", label="suspect", faces=[
+                    loose(wanted[0])]), timeout=60)
                 server.kill()
                 server.wait()
                 logged = len(gateway.log.splitlines())
@@ -173,9 +187,12 @@ def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
                 outage = gateway.log.splitlines()[logged:]
                 # the failed batch's warning (and at most a failed count), not pymilvus' retries and tracebacks
                 assert len(outage) <= 2 and any("search batch of 1 failed" in line for line in outage), outage
-                answers = list(recognition.IdentifyStream(iter([request, request]), timeout=60))
+                sighted = recognition_pb2.IdentifyRequest(camera_id="gate", face=loose(wanted[1]))
+                answers = list(recognition.IdentifyStream(iter([request, request, sighted]), timeout=60))
                 assert [(a.decision, a.reason) for a in answers] == [(face_pb2.OVERLOADED,
-                                                                      face_pb2.SEARCH_UNAVAILABLE)] * 2
+                                                                      face_pb2.SEARCH_UNAVAILABLE)] * 3
+                # the watchlists are in memory: a wanted person still raises an alert
+                assert [len(a.watchlist_hits) for a in answers] == [0, 0, 1]
                 verified = recognition.Verify(recognition_pb2.VerifyRequest(probe=loose(photo[1]), nik=nik_for(0)),
                                               timeout=60)
                 assert verified.decision == face_pb2.MATCH  # 1:1 needs only the store

@@ -5,7 +5,6 @@ another camera's id; then the auditor verifies and exports the log with the CLI.
 from __future__ import annotations
 
 import datetime
-import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,42 +12,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import ENROLLED, fr_gateway, launch, loose, nik_for, photos, stop
+from conftest import ENROLLED, Site, fr_gateway, launch, loose, nik_for, photos, stop
 
 from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
-from fr_gateway.security.certs import Authority, Principal, TlsFiles
-from fr_gateway.transport import open_channel
+from fr_gateway.security.certs import Authority, Principal
 
 CAMERA = Principal("camera", "CAM-017")
 CLIENTS = (CAMERA, Principal("verifier", "V-1"), Principal("integrator", "DUKCAPIL-1"), Principal("auditor", "AU-1"))
-
-
-class Site:
-    """A TLS gateway and everything its clients and its auditor hold."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.certs = folder / "certs"
-        self.auditor_keys = folder / "auditor-keys"
-        self.audit_dir = folder / "audit"
-        self.target = ""
-        self.log = ""
-
-    def tls(self, principal: Principal, certs: Path | None = None) -> TlsFiles:
-        stem = (certs or self.certs) / f"{principal.role}-{principal.identity}"
-        return TlsFiles.load(stem.with_suffix(".pem"), stem.with_suffix(".key"), self.certs / "ca.pem")
-
-    def channel(self, principal: Principal | None, certs: Path | None = None) -> grpc.Channel:
-        if principal is None:  # TLS with no client certificate
-            credentials = grpc.ssl_channel_credentials(root_certificates=(self.certs / "ca.pem").read_bytes())
-            return grpc.secure_channel(self.target, credentials)
-        return open_channel(self.target, self.tls(principal, certs))
-
-    def export(self, *args: str) -> list[dict]:
-        result = fr_gateway("audit", "export", "--dir", str(self.audit_dir), "--keys", str(self.auditor_keys),
-                            *args)
-        assert result.returncode == 0, result.stderr
-        return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def identify(channel: grpc.Channel, camera_id: str) -> recognition_pb2.IdentifyResponse:

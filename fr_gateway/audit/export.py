@@ -20,8 +20,8 @@ from fr_gateway.audit.trail import DECISIONS, OPERATIONS
 from fr_gateway.audit.verify import Report, verify
 
 CSV_COLUMNS = ("seq", "integrity", "log_intact", "time", "operation", "decision", "status", "reason", "caller",
-               "role", "camera_id", "nik", "candidates", "threshold", "latency_ms", "model", "gallery_version",
-               "request_id", "peer", "detail")
+               "role", "camera_id", "nik", "candidates", "alerts", "threshold", "latency_ms", "model",
+               "gallery_version", "request_id", "peer", "detail")
 
 
 def parse_time(text: str) -> datetime.datetime:
@@ -116,6 +116,8 @@ def _integrity(report: Report, place: str, seq: int) -> str:
 def _csv_row(event: dict) -> dict:
     row = {name: event.get(name, "") for name in CSV_COLUMNS}
     row["candidates"] = ";".join(f"{c['nik']}:{c['score']:.4f}" for c in event.get("candidates", []))
+    row["alerts"] = ";".join(f"{a['alert_id']}:{a['watchlist']}/{a['entry_id']}:{a['score']:.4f}"
+                             for a in event.get("alerts", []))
     return row
 
 

@@ -34,6 +34,12 @@ class Operation(enum.StrEnum):
     ENROLL_STREAM = "EnrollStream"
     REMOVE = "Remove"
     ROTATE_KEYS = "RotateKeys"
+    WATCH_ALERTS = "WatchAlerts"
+    CREATE_WATCHLIST = "CreateWatchlist"
+    LIST_WATCHLISTS = "ListWatchlists"
+    ADD_ENTRY = "AddEntry"
+    REMOVE_ENTRY = "RemoveEntry"
+    ADJUDICATE = "Adjudicate"
     CHECK = "Check"
     WATCH = "Watch"
     SERVER_REFLECTION_INFO = "ServerReflectionInfo"
@@ -46,8 +52,9 @@ OPERATIONS = tuple(operation.value for operation in Operation)
 
 
 class Verdict(enum.Enum):
-    """What a record says happened when it is not a face decision (those are `Decision`'s): a gallery change, a
-    key rotation, a refused call. Auditors filter on these names."""
+    """What a record says happened when it is not a face decision (those are `Decision`'s): a gallery or
+    watchlist change, a key rotation, an operator's decision on an alert, a refused call. Auditors filter on these
+    names."""
 
     ENROLLED = enum.auto()
     REPLACED = enum.auto()
@@ -55,6 +62,9 @@ class Verdict(enum.Enum):
     ERASED = enum.auto()
     NOT_ENROLLED = enum.auto()
     ROTATED = enum.auto()
+    CREATED = enum.auto()
+    CONFIRMED = enum.auto()
+    DISMISSED = enum.auto()
     REFUSED = enum.auto()
 
 
@@ -103,6 +113,8 @@ class Outcome:
     candidates: Iterable[tuple[str, float]] = ()
     score: float | None = None
     threshold: float | None = None
+    # the watchlist alerts a face raised: (watchlist, entry id, score, alert id)
+    alerts: Iterable[tuple[str, str, float, str]] = ()
 
 
 @dataclasses.dataclass
@@ -154,6 +166,8 @@ class AuditTrail:
             "operation": operation, "decision": outcome.decision.name, "status": outcome.status,
             "reason": outcome.reason, **given,
             "candidates": [{"nik": nik, "score": round(score, 4)} for nik, score in outcome.candidates],
+            "alerts": [{"watchlist": watchlist, "entry_id": entry, "score": round(score, 4), "alert_id": alert}
+                       for watchlist, entry, score, alert in outcome.alerts],
             "score": None if outcome.score is None else round(outcome.score, 4), "threshold": outcome.threshold,
             "model": self._model, "gallery_version": self._gallery_version(),
             "latency_ms": None if started is None else round((time.perf_counter() - started) * 1000, 2),

@@ -39,6 +39,7 @@ class DecisionRecord:
     score: float
     threshold: float
     detail: str
+    alerts: tuple[str, ...] = ()  # the watchlist entries the face matched, as "list/label"
 
     def line(self) -> str:
         seconds = self.time_ms / 1000
@@ -50,7 +51,8 @@ class DecisionRecord:
         else:
             who = self.detail
         track = f" {self.track_id}" if self.track_id else ""
-        return f"[{stamp}] frame {self.frame:5d} face {self.face}{track}  {self.decision:<10} {who}"
+        alerts = "".join(f"  ALERT {alert}" for alert in self.alerts)
+        return f"[{stamp}] frame {self.frame:5d} face {self.face}{track}  {self.decision:<10} {who}{alerts}"
 
 
 @dataclasses.dataclass
@@ -154,6 +156,7 @@ class CameraClient:
             face=pending.number, track_id=response.track_id, box=pending.box, decision=decision,
             nik=best.nik if best and decision == "MATCH" else "", score=best.score if best else 0.0,
             threshold=response.threshold, detail=response.detail,
+            alerts=tuple(f"{hit.watchlist}/{hit.label}" for hit in response.watchlist_hits),
         ))
 
     def run(self, frames: Iterable[Frame], on_decision: Callable[[DecisionRecord], None]) -> StreamStats:

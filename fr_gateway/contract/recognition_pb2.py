@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from . import face_pb2 as frgateway_dot_v1_dot_face__pb2
+from . import watchlists_pb2 as frgateway_dot_v1_dot_watchlists__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66rgateway/v1/recognition.proto\x12\x0c\x66rgateway.v1\x1a\x17\x66rgateway/v1/face.proto\"{\n\x0fIdentifyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12 \n\x04\x66\x61\x63\x65\x18\x03 \x01(\x0b\x32\x12.frgateway.v1.Face\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x10\n\x08track_id\x18\x05 \x01(\t\"\'\n\tCandidate\x12\x0b\n\x03nik\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\x9c\x02\n\x10IdentifyResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\ncandidates\x18\x02 \x03(\x0b\x32\x17.frgateway.v1.Candidate\x12(\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x16.frgateway.v1.Decision\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12$\n\x06reason\x18\x05 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x11\n\tcamera_id\x18\x07 \x01(\t\x12\x14\n\x0cgallery_size\x18\x08 \x01(\x04\x12\x19\n\x11model_fingerprint\x18\t \x01(\t\x12\x10\n\x08track_id\x18\n \x01(\t\"B\n\x15WatchDecisionsRequest\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\x12\x15\n\rall_decisions\x18\x02 \x01(\x08\"\xd8\x01\n\rDecisionEvent\x12\x0c\n\x04time\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x10\n\x08track_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0e\x32\x16.frgateway.v1.Decision\x12+\n\ncandidates\x18\x06 \x03(\x0b\x32\x17.frgateway.v1.Candidate\x12\x11\n\tthreshold\x18\x07 \x01(\x02\x12\x16\n\x0e\x64ropped_before\x18\x08 \x01(\x04\"\x90\x01\n\rVerifyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x05probe\x18\x02 \x01(\x0b\x32\x12.frgateway.v1.Face\x12\r\n\x03nik\x18\x03 \x01(\tH\x00\x12,\n\x0ereference_face\x18\x04 \x01(\x0b\x32\x12.frgateway.v1.FaceH\x00\x42\x0b\n\treference\"\xd0\x01\n\x0eVerifyResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05match\x18\x02 \x01(\x08\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12(\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0e\x32\x16.frgateway.v1.Decision\x12$\n\x06reason\x18\x06 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x19\n\x11model_fingerprint\x18\x08 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xaa\x01\n\x0eOperatingPoint\x12\x14\n\x0c\x66\x61lse_metric\x18\x01 \x01(\t\x12\x12\n\nfalse_rate\x18\x02 \x01(\x01\x12\x11\n\tnegatives\x18\x03 \x01(\x04\x12\x14\n\x0cother_metric\x18\x04 \x01(\t\x12\x12\n\nother_rate\x18\x05 \x01(\x01\x12\x11\n\tpositives\x18\x06 \x01(\x04\x12\x13\n\x06target\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\t\n\x07_target\"w\n\rThresholdInfo\x12\x11\n\tthreshold\x18\x01 \x01(\x02\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x35\n\x0foperating_point\x18\x03 \x01(\x0b\x32\x1c.frgateway.v1.OperatingPoint\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\t\"\xdd\x01\n\x0bGatewayInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x19\n\x11model_fingerprint\x18\x02 \x01(\t\x12\x11\n\tproviders\x18\x03 \x03(\t\x12\x14\n\x0cgallery_size\x18\x04 \x01(\x04\x12-\n\x08identify\x18\x05 \x01(\x0b\x32\x1b.frgateway.v1.ThresholdInfo\x12+\n\x06verify\x18\x06 \x01(\x0b\x32\x1b.frgateway.v1.ThresholdInfo\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x0e\n\x06search\x18\x08 \x01(\t2\x8c\x03\n\x0bRecognition\x12I\n\x08Identify\x12\x1d.frgateway.v1.IdentifyRequest\x1a\x1e.frgateway.v1.IdentifyResponse\x12S\n\x0eIdentifyStream\x12\x1d.frgateway.v1.IdentifyRequest\x1a\x1e.frgateway.v1.IdentifyResponse(\x01\x30\x01\x12\x43\n\x06Verify\x12\x1b.frgateway.v1.VerifyRequest\x1a\x1c.frgateway.v1.VerifyResponse\x12T\n\x0eWatchDecisions\x12#.frgateway.v1.WatchDecisionsRequest\x1a\x1b.frgateway.v1.DecisionEvent0\x01\x12\x42\n\x07GetInfo\x12\x1c.frgateway.v1.GetInfoRequest\x1a\x19.frgateway.v1.GatewayInfoB-\n\x0fid.frgateway.v1P\x01Z\x18\x66rgateway/v1;frgatewayv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66rgateway/v1/recognition.proto\x12\x0c\x66rgateway.v1\x1a\x17\x66rgateway/v1/face.proto\x1a\x1d\x66rgateway/v1/watchlists.proto\"{\n\x0fIdentifyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12 \n\x04\x66\x61\x63\x65\x18\x03 \x01(\x0b\x32\x12.frgateway.v1.Face\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x10\n\x08track_id\x18\x05 \x01(\t\"\'\n\tCandidate\x12\x0b\n\x03nik\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\xd0\x02\n\x10IdentifyResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12+\n\ncandidates\x18\x02 \x03(\x0b\x32\x17.frgateway.v1.Candidate\x12(\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x16.frgateway.v1.Decision\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12$\n\x06reason\x18\x05 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x11\n\tcamera_id\x18\x07 \x01(\t\x12\x14\n\x0cgallery_size\x18\x08 \x01(\x04\x12\x19\n\x11model_fingerprint\x18\t \x01(\t\x12\x10\n\x08track_id\x18\n \x01(\t\x12\x32\n\x0ewatchlist_hits\x18\x0b \x03(\x0b\x32\x1a.frgateway.v1.WatchlistHit\"B\n\x15WatchDecisionsRequest\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\x12\x15\n\rall_decisions\x18\x02 \x01(\x08\"\xd8\x01\n\rDecisionEvent\x12\x0c\n\x04time\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x10\n\x08track_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0e\x32\x16.frgateway.v1.Decision\x12+\n\ncandidates\x18\x06 \x03(\x0b\x32\x17.frgateway.v1.Candidate\x12\x11\n\tthreshold\x18\x07 \x01(\x02\x12\x16\n\x0e\x64ropped_before\x18\x08 \x01(\x04\"\x90\x01\n\rVerifyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x05probe\x18\x02 \x01(\x0b\x32\x12.frgateway.v1.Face\x12\r\n\x03nik\x18\x03 \x01(\tH\x00\x12,\n\x0ereference_face\x18\x04 \x01(\x0b\x32\x12.frgateway.v1.FaceH\x00\x42\x0b\n\treference\"\xd0\x01\n\x0eVerifyResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05match\x18\x02 \x01(\x08\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12(\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0e\x32\x16.frgateway.v1.Decision\x12$\n\x06reason\x18\x06 \x01(\x0e\x32\x14.frgateway.v1.Reason\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x19\n\x11model_fingerprint\x18\x08 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xaa\x01\n\x0eOperatingPoint\x12\x14\n\x0c\x66\x61lse_metric\x18\x01 \x01(\t\x12\x12\n\nfalse_rate\x18\x02 \x01(\x01\x12\x11\n\tnegatives\x18\x03 \x01(\x04\x12\x14\n\x0cother_metric\x18\x04 \x01(\t\x12\x12\n\nother_rate\x18\x05 \x01(\x01\x12\x11\n\tpositives\x18\x06 \x01(\x04\x12\x13\n\x06target\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\t\n\x07_target\"w\n\rThresholdInfo\x12\x11\n\tthreshold\x18\x01 \x01(\x02\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x35\n\x0foperating_point\x18\x03 \x01(\x0b\x32\x1c.frgateway.v1.OperatingPoint\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\t\"\x8e\x02\n\x0bGatewayInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x19\n\x11model_fingerprint\x18\x02 \x01(\t\x12\x11\n\tproviders\x18\x03 \x03(\t\x12\x14\n\x0cgallery_size\x18\x04 \x01(\x04\x12-\n\x08identify\x18\x05 \x01(\x0b\x32\x1b.frgateway.v1.ThresholdInfo\x12+\n\x06verify\x18\x06 \x01(\x0b\x32\x1b.frgateway.v1.ThresholdInfo\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x0e\n\x06search\x18\x08 \x01(\t\x12/\n\nwatchlists\x18\t \x03(\x0b\x32\x1b.frgateway.v1.WatchlistInfo2\xd4\x03\n\x0bRecognition\x12I\n\x08Identify\x12\x1d.frgateway.v1.IdentifyRequest\x1a\x1e.frgateway.v1.IdentifyResponse\x12S\n\x0eIdentifyStream\x12\x1d.frgateway.v1.IdentifyRequest\x1a\x1e.frgateway.v1.IdentifyResponse(\x01\x30\x01\x12\x43\n\x06Verify\x12\x1b.frgateway.v1.VerifyRequest\x1a\x1c.frgateway.v1.VerifyResponse\x12T\n\x0eWatchDecisions\x12#.frgateway.v1.WatchDecisionsRequest\x1a\x1b.frgateway.v1.DecisionEvent0\x01\x12\x42\n\x07GetInfo\x12\x1c.frgateway.v1.GetInfoRequest\x1a\x19.frgateway.v1.GatewayInfo\x12\x46\n\x0bWatchAlerts\x12 .frgateway.v1.WatchAlertsRequest\x1a\x13.frgateway.v1.Alert0\x01\x42-\n\x0fid.frgateway.v1P\x01Z\x18\x66rgateway/v1;frgatewayv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,28 +34,28 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'frgateway.v1.recognition_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017id.frgateway.v1P\001Z\030frgateway/v1;frgatewayv1'
-  _globals['_IDENTIFYREQUEST']._serialized_start=73
-  _globals['_IDENTIFYREQUEST']._serialized_end=196
-  _globals['_CANDIDATE']._serialized_start=198
-  _globals['_CANDIDATE']._serialized_end=237
-  _globals['_IDENTIFYRESPONSE']._serialized_start=240
-  _globals['_IDENTIFYRESPONSE']._serialized_end=524
-  _globals['_WATCHDECISIONSREQUEST']._serialized_start=526
-  _globals['_WATCHDECISIONSREQUEST']._serialized_end=592
-  _globals['_DECISIONEVENT']._serialized_start=595
-  _globals['_DECISIONEVENT']._serialized_end=811
-  _globals['_VERIFYREQUEST']._serialized_start=814
-  _globals['_VERIFYREQUEST']._serialized_end=958
-  _globals['_VERIFYRESPONSE']._serialized_start=961
-  _globals['_VERIFYRESPONSE']._serialized_end=1169
-  _globals['_GETINFOREQUEST']._serialized_start=1171
-  _globals['_GETINFOREQUEST']._serialized_end=1187
-  _globals['_OPERATINGPOINT']._serialized_start=1190
-  _globals['_OPERATINGPOINT']._serialized_end=1360
-  _globals['_THRESHOLDINFO']._serialized_start=1362
-  _globals['_THRESHOLDINFO']._serialized_end=1481
-  _globals['_GATEWAYINFO']._serialized_start=1484
-  _globals['_GATEWAYINFO']._serialized_end=1705
-  _globals['_RECOGNITION']._serialized_start=1708
-  _globals['_RECOGNITION']._serialized_end=2104
+  _globals['_IDENTIFYREQUEST']._serialized_start=104
+  _globals['_IDENTIFYREQUEST']._serialized_end=227
+  _globals['_CANDIDATE']._serialized_start=229
+  _globals['_CANDIDATE']._serialized_end=268
+  _globals['_IDENTIFYRESPONSE']._serialized_start=271
+  _globals['_IDENTIFYRESPONSE']._serialized_end=607
+  _globals['_WATCHDECISIONSREQUEST']._serialized_start=609
+  _globals['_WATCHDECISIONSREQUEST']._serialized_end=675
+  _globals['_DECISIONEVENT']._serialized_start=678
+  _globals['_DECISIONEVENT']._serialized_end=894
+  _globals['_VERIFYREQUEST']._serialized_start=897
+  _globals['_VERIFYREQUEST']._serialized_end=1041
+  _globals['_VERIFYRESPONSE']._serialized_start=1044
+  _globals['_VERIFYRESPONSE']._serialized_end=1252
+  _globals['_GETINFOREQUEST']._serialized_start=1254
+  _globals['_GETINFOREQUEST']._serialized_end=1270
+  _globals['_OPERATINGPOINT']._serialized_start=1273
+  _globals['_OPERATINGPOINT']._serialized_end=1443
+  _globals['_THRESHOLDINFO']._serialized_start=1445
+  _globals['_THRESHOLDINFO']._serialized_end=1564
+  _globals['_GATEWAYINFO']._serialized_start=1567
+  _globals['_GATEWAYINFO']._serialized_end=1837
+  _globals['_RECOGNITION']._serialized_start=1840
+  _globals['_RECOGNITION']._serialized_end=2308
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from . import face_pb2 as _face_pb2
+from . import watchlists_pb2 as _watchlists_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -30,7 +31,7 @@ class Candidate(_message.Message):
     def __init__(self, nik: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("request_id", "candidates", "decision", "threshold", "reason", "detail", "camera_id", "gallery_size", "model_fingerprint", "track_id")
+    __slots__ = ("request_id", "candidates", "decision", "threshold", "reason", "detail", "camera_id", "gallery_size", "model_fingerprint", "track_id", "watchlist_hits")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +42,7 @@ class IdentifyResponse(_message.Message):
     GALLERY_SIZE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    WATCHLIST_HITS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     decision: _face_pb2.Decision
@@ -51,7 +53,8 @@ class IdentifyResponse(_message.Message):
     gallery_size: int
     model_fingerprint: str
     track_id: str
-    def __init__(self, request_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., threshold: _Optional[float] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., camera_id: _Optional[str] = ..., gallery_size: _Optional[int] = ..., model_fingerprint: _Optional[str] = ..., track_id: _Optional[str] = ...) -> None: ...
+    watchlist_hits: _containers.RepeatedCompositeFieldContainer[_watchlists_pb2.WatchlistHit]
+    def __init__(self, request_id: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., threshold: _Optional[float] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., detail: _Optional[str] = ..., camera_id: _Optional[str] = ..., gallery_size: _Optional[int] = ..., model_fingerprint: _Optional[str] = ..., track_id: _Optional[str] = ..., watchlist_hits: _Optional[_Iterable[_Union[_watchlists_pb2.WatchlistHit, _Mapping]]] = ...) -> None: ...
 
 class WatchDecisionsRequest(_message.Message):
     __slots__ = ("camera_ids", "all_decisions")
@@ -148,7 +151,7 @@ class ThresholdInfo(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., origin: _Optional[str] = ..., operating_point: _Optional[_Union[OperatingPoint, _Mapping]] = ..., data: _Optional[str] = ...) -> None: ...
 
 class GatewayInfo(_message.Message):
-    __slots__ = ("model", "model_fingerprint", "providers", "gallery_size", "identify", "verify", "version", "search")
+    __slots__ = ("model", "model_fingerprint", "providers", "gallery_size", "identify", "verify", "version", "search", "watchlists")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +160,7 @@ class GatewayInfo(_message.Message):
     VERIFY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEARCH_FIELD_NUMBER: _ClassVar[int]
+    WATCHLISTS_FIELD_NUMBER: _ClassVar[int]
     model: str
     model_fingerprint: str
     providers: _containers.RepeatedScalarFieldContainer[str]
@@ -165,4 +169,5 @@ class GatewayInfo(_message.Message):
     verify: ThresholdInfo
     version: str
     search: str
-    def __init__(self, model: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., gallery_size: _Optional[int] = ..., identify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., verify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., version: _Optional[str] = ..., search: _Optional[str] = ...) -> None: ...
+    watchlists: _containers.RepeatedCompositeFieldContainer[_watchlists_pb2.WatchlistInfo]
+    def __init__(self, model: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., providers: _Optional[_Iterable[str]] = ..., gallery_size: _Optional[int] = ..., identify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., verify: _Optional[_Union[ThresholdInfo, _Mapping]] = ..., version: _Optional[str] = ..., search: _Optional[str] = ..., watchlists: _Optional[_Iterable[_Union[_watchlists_pb2.WatchlistInfo, _Mapping]]] = ...) -> None: ...

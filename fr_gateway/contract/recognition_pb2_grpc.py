@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from . import recognition_pb2 as frgateway_dot_v1_dot_recognition__pb2
+from . import watchlists_pb2 as frgateway_dot_v1_dot_watchlists__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -60,6 +61,11 @@ class RecognitionStub:
                 request_serializer=frgateway_dot_v1_dot_recognition__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=frgateway_dot_v1_dot_recognition__pb2.GatewayInfo.FromString,
                 _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/frgateway.v1.Recognition/WatchAlerts',
+                request_serializer=frgateway_dot_v1_dot_watchlists__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=frgateway_dot_v1_dot_watchlists__pb2.Alert.FromString,
+                _registered_method=True)
 
 
 class RecognitionServicer:
@@ -105,6 +111,15 @@ class RecognitionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAlerts(self, request, context):
+        """Live watchlist alerts, for Command Center operators: every alert by default, optionally only some lists,
+        cameras or priorities. A subscriber that reads too slowly loses the oldest alerts (counted in
+        dropped_before); every alert is also kept by the gateway, for adjudication and webhooks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecognitionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +147,11 @@ def add_RecognitionServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=frgateway_dot_v1_dot_recognition__pb2.GetInfoRequest.FromString,
                     response_serializer=frgateway_dot_v1_dot_recognition__pb2.GatewayInfo.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=frgateway_dot_v1_dot_watchlists__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=frgateway_dot_v1_dot_watchlists__pb2.Alert.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -270,6 +290,33 @@ class Recognition:
             '/frgateway.v1.Recognition/GetInfo',
             frgateway_dot_v1_dot_recognition__pb2.GetInfoRequest.SerializeToString,
             frgateway_dot_v1_dot_recognition__pb2.GatewayInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/frgateway.v1.Recognition/WatchAlerts',
+            frgateway_dot_v1_dot_watchlists__pb2.WatchAlertsRequest.SerializeToString,
+            frgateway_dot_v1_dot_watchlists__pb2.Alert.FromString,
             options,
             channel_credentials,
             insecure,

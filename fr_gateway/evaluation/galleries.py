@@ -61,11 +61,15 @@ class TemplateShape:
 
     def mated_pairs(self, rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Two captures each of `rows` people: the enrolled templates and the probes, row i one person."""
+        enrolled, probes = self.captures(rng, rows, 2)
+        return enrolled, probes
+
+    def captures(self, rng: np.random.Generator, rows: int, count: int) -> list[np.ndarray]:
+        """`count` captures each of `rows` people (each capture rows x dim, row i one person)."""
         centres = self.mean + self._normal(rng, rows) @ self.centre_root.T
         scale = NOISE_GAIN * np.exp(0.5 * (NOISE_SIGMA * rng.standard_normal((rows, 1), dtype=np.float32)
                                            - NOISE_SIGMA ** 2 / 2))
-        enrolled = unit(centres + scale * (self._normal(rng, rows) @ self.noise_root.T))
-        return enrolled, unit(centres + scale * (self._normal(rng, rows) @ self.noise_root.T))
+        return [unit(centres + scale * (self._normal(rng, rows) @ self.noise_root.T)) for _ in range(count)]
 
     def statistics(self, rng: np.random.Generator, rows: int = 4000) -> dict[str, float]:
         return shape_statistics(self, rng, rows)

@@ -13,6 +13,7 @@ import os
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 
@@ -47,15 +48,28 @@ class ModelPack:
     def name(self) -> str:
         return self.recognizer_file.name
 
-    @property
-    def shipped_calibration(self) -> Calibration | None:
-        """The calibration shipped for this recogniser, found by its fingerprint."""
+    def _shipped(self) -> Path | None:
+        """The calibration file shipped for this recogniser, found by its fingerprint."""
         for path in sorted(SHIPPED_CALIBRATIONS.glob("*.toml")):
             with path.open("rb") as handle:
-                table = tomllib.load(handle)["calibration"]
-            if table["model_fingerprint"] == self.fingerprint:
-                return Calibration.from_mapping(table)
+                if tomllib.load(handle)["calibration"]["model_fingerprint"] == self.fingerprint:
+                    return path
         return None
+
+    @property
+    def shipped_calibration(self) -> Calibration | None:
+        if (path := self._shipped()) is None:
+            return None
+        with path.open("rb") as handle:
+            return Calibration.from_mapping(tomllib.load(handle)["calibration"])
+
+    @property
+    def shipped_impostors(self) -> np.ndarray | None:
+        """The scores of the shipped calibration's impostor comparisons (two photos of different people), sorted:
+        what a watchlist threshold is chosen from, since a face is compared with every template of a list."""
+        path = self._shipped()
+        scores = None if path is None else path.with_suffix(".impostors.npy")
+        return np.load(scores) if scores is not None and scores.exists() else None
 
 
 def sha256_of(path: Path) -> str:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ROLES = ("camera", "verifier", "integrator", "monitor", "auditor", "admin")
+ROLES = ("camera", "verifier", "integrator", "monitor", "operator", "auditor", "admin")
 URI_SCHEME = "frgateway"
 IDENTITY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CA_FILES = ("ca.pem", "ca.key")

@@ -18,14 +18,21 @@ from prometheus_client import start_http_server
 from fr_gateway.audit.keys import AuditKeyError
 from fr_gateway.audit.trail import open_trail
 from fr_gateway.config import Settings
-from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.contract import (
+    gallery_pb2,
+    gallery_pb2_grpc,
+    recognition_pb2,
+    recognition_pb2_grpc,
+    watchlists_pb2,
+    watchlists_pb2_grpc,
+)
 from fr_gateway.faces.engine import FaceEngine, load_engine
 from fr_gateway.metrics import RUNTIME
 from fr_gateway.security.certs import TlsFiles
-from fr_gateway.server.decisions import DecisionHub
+from fr_gateway.server.decisions import Hub
 from fr_gateway.server.guard import Guard
 from fr_gateway.server.handshakes import HandshakeTap
-from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer
+from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer, WatchlistsServicer
 from fr_gateway.server.threads import ElasticThreadPool
 from fr_gateway.service import GatewayService
 from fr_gateway.transport import CannotListen, server_credentials
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     recognition_pb2.DESCRIPTOR.services_by_name["Recognition"].full_name,
     gallery_pb2.DESCRIPTOR.services_by_name["Gallery"].full_name,
+    watchlists_pb2.DESCRIPTOR.services_by_name["Watchlists"].full_name,
 )
 
 
@@ -52,10 +60,11 @@ class Gateway:
         except (AuditKeyError, OSError, ValueError):
             self.service.close()
             raise
-        self.service.gallery.audit_to(self.trail)
+        self.service.audit_to(self.trail)
         guard = Guard(self.trail, secure=tls is not None, rate=settings.rate_limit, burst=settings.rate_burst,
                       streams_per_client=settings.streams_per_client, ready=lambda: self.service.ready)
-        self.decisions = DecisionHub()
+        self.decisions: Hub[recognition_pb2.DecisionEvent] = Hub()
+        self.alerts: Hub[watchlists_pb2.Alert] = Hub()
         limits = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -76,10 +85,11 @@ class Gateway:
             raise CannotListen("gRPC", settings.listen, "--listen", "listen") from None
         # the crops of streams, side by side; threads start as the load needs them and end when it is gone
         self._crops = ElasticThreadPool(settings.workers, "crop")
-        recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self._crops,
+        recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self.alerts, self._crops,
                                           settings.stream_window)
         recognition_pb2_grpc.add_RecognitionServicer_to_server(recognition, self._server)
         gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service), self._server)
+        watchlists_pb2_grpc.add_WatchlistsServicer_to_server(WatchlistsServicer(self.service), self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),

@@ -18,12 +18,13 @@ from grpc_reflection.v1alpha import reflection
 
 from fr_gateway.audit.log import AuditUnavailable
 from fr_gateway.audit.trail import AuditTrail, Caller, Operation
-from fr_gateway.contract import gallery_pb2, recognition_pb2
+from fr_gateway.contract import gallery_pb2, recognition_pb2, watchlists_pb2
 from fr_gateway.metrics import OPEN_STREAMS
 from fr_gateway.security.certs import CertificateError, principal_of
 
 RECOGNITION = recognition_pb2.DESCRIPTOR.services_by_name["Recognition"].full_name
 GALLERY = gallery_pb2.DESCRIPTOR.services_by_name["Gallery"].full_name
+WATCHLISTS = watchlists_pb2.DESCRIPTOR.services_by_name["Watchlists"].full_name
 
 
 def _methods(service: str, *names: str) -> frozenset[str]:
@@ -36,6 +37,10 @@ WATCH = _methods(RECOGNITION, "WatchDecisions")
 INFO = _methods(RECOGNITION, "GetInfo")
 ENROL = _methods(GALLERY, "Enroll", "EnrollStream", "Remove")
 KEYS = _methods(GALLERY, "RotateKeys")
+ALERTS = _methods(RECOGNITION, "WatchAlerts")
+LIST_WATCHLISTS = _methods(WATCHLISTS, "ListWatchlists")
+CHANGE_WATCHLISTS = _methods(WATCHLISTS, "CreateWatchlist", "AddEntry", "RemoveEntry") | LIST_WATCHLISTS
+ADJUDICATE = _methods(WATCHLISTS, "Adjudicate")
 HEALTH = _methods(health.SERVICE_NAME, "Check", "Watch")
 REFLECTION = _methods(reflection.SERVICE_NAME, "ServerReflectionInfo")
 # What each role may call on the serving port; anything else is PERMISSION_DENIED. Auditors read the log
@@ -43,10 +48,13 @@ REFLECTION = _methods(reflection.SERVICE_NAME, "ServerReflectionInfo")
 ROLE_METHODS: dict[str, frozenset[str]] = {
     "camera": IDENTIFY | INFO | HEALTH,
     "verifier": VERIFY | INFO | HEALTH,
-    "integrator": ENROL | INFO | HEALTH | REFLECTION,
-    "monitor": WATCH | INFO | HEALTH,
+    "integrator": ENROL | CHANGE_WATCHLISTS | INFO | HEALTH | REFLECTION,
+    "monitor": WATCH | ALERTS | INFO | HEALTH,
+    # a Command Center operator: watches decisions and alerts, and adjudicates alerts
+    "operator": WATCH | ALERTS | ADJUDICATE | LIST_WATCHLISTS | INFO | HEALTH,
     "auditor": frozenset(),
-    "admin": IDENTIFY | VERIFY | ENROL | KEYS | WATCH | INFO | HEALTH | REFLECTION,
+    "admin": IDENTIFY | VERIFY | ENROL | KEYS | WATCH | ALERTS | CHANGE_WATCHLISTS | ADJUDICATE | INFO | HEALTH
+    | REFLECTION,
 }
 TLS_VERSION = "TLSv1.3"
 # gRPC's public constructors of a method handler, by the attribute that holds its behaviour

@@ -22,14 +22,25 @@ from fr_gateway.audit.log import AuditUnavailable, utc_now
 from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Operation, Outcome, bounded
 from fr_gateway.calibration import Threshold
 from fr_gateway.changes import EnrollResult
-from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
+from fr_gateway.contract import (
+    face_pb2,
+    gallery_pb2,
+    gallery_pb2_grpc,
+    recognition_pb2,
+    recognition_pb2_grpc,
+    watchlists_pb2,
+    watchlists_pb2_grpc,
+)
 from fr_gateway.decision import Decision
 from fr_gateway.faces.crops import CropKind
 from fr_gateway.reasons import UNARY_STATUS_NAMES, Problem, Reason, reason_name, status_name
 from fr_gateway.security.keys import KeyRingError
-from fr_gateway.server.decisions import DecisionHub
+from fr_gateway.server.decisions import Hub, alert_filter, decision_filter
 from fr_gateway.server.guard import Guard, Refused, current_caller
 from fr_gateway.service import EnrollRecord, FaceInput, GatewayService, IdentifyResult, VerifyResult
+from fr_gateway.watchlists.desk import ListStatus, Sighting, rfc3339
+from fr_gateway.watchlists.index import Hit
+from fr_gateway.watchlists.store import WatchlistError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +98,23 @@ def audit_or_unavailable(context: grpc.ServicerContext) -> Iterator[None]:
         context.abort(grpc.StatusCode.UNAVAILABLE, f"no decision without an audit record: {exc}")
 
 
+def hit_pb(hit: Hit) -> watchlists_pb2.WatchlistHit:
+    return watchlists_pb2.WatchlistHit(
+        watchlist=hit.watchlist, entry_id=hit.entry_id, label=hit.label, case_reference=hit.case_reference,
+        score=hit.score, threshold=hit.threshold, priority=hit.priority, alert_id=hit.alert_id)
+
+
+def watchlist_info(status: ListStatus) -> watchlists_pb2.WatchlistInfo:
+    watchlist = status.watchlist
+    return watchlists_pb2.WatchlistInfo(
+        name=watchlist.name, reason=watchlist.reason, owner=watchlist.owner, created=rfc3339(watchlist.created_at),
+        expires=rfc3339(watchlist.expires_at), priority=watchlist.priority, entries=status.entries,
+        templates=status.templates, threshold=watchlist.threshold, threshold_origin=watchlist.threshold_origin,
+        false_match_rate=watchlist.false_match_rate, expected_fpir=status.expected_fpir,
+        expected_false_alerts_per_day=status.expected_false_alerts_per_day, alerts=status.counts.alerts,
+        confirmed=status.counts.confirmed, dismissed=status.counts.dismissed, created_by=watchlist.created_by)
+
+
 def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: Operation, outcome: Outcome,
             **fields: object) -> None:
     """Append the decision's audit record."""
@@ -94,15 +122,26 @@ def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: Operati
         trail.record(current_caller(), operation, outcome, **fields)
 
 
+def _events(hub: Hub, wants, context: grpc.ServicerContext) -> Iterator:
+    """A subscriber's events until it hangs up."""
+    with hub.subscribe(wants) as subscription:
+        while context.is_active():
+            event = subscription.next(timeout=0.5)
+            if event is not None:
+                yield event
+
+
 class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
     """`pool` runs the crops of streams side by side, up to `stream_window` crops of one stream at a time."""
 
-    def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard, hub: DecisionHub, pool: Executor,
+    def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard,
+                 decisions: Hub[recognition_pb2.DecisionEvent], alerts: Hub[watchlists_pb2.Alert], pool: Executor,
                  stream_window: int) -> None:
         self._service = service
         self._trail = trail
         self._guard = guard
-        self._hub = hub
+        self._decisions = decisions
+        self._alerts = alerts
         self._pool = pool
         self._window = max(1, stream_window)
 
@@ -130,7 +169,8 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             result = IdentifyResult.of_problem(refused, self._service.thresholds.identify.value,
                                                self._service.gallery_size)
         else:
-            result = self._service.identify(face_input(request.face), request.top_k, deadline)
+            result = self._service.identify(face_input(request.face), request.top_k, deadline,
+                                            Sighting(request.camera_id, request.track_id, request_id))
         response = recognition_pb2.IdentifyResponse(
             request_id=request_id,
             camera_id=request.camera_id,
@@ -142,19 +182,25 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             gallery_size=result.gallery_size,
             model_fingerprint=self._service.engine.pack.fingerprint,
             track_id=request.track_id,
+            watchlist_hits=[hit_pb(hit) for hit in result.alerts],
         )
         log.debug("identify %s camera=%s decision=%s", response.request_id, request.camera_id,
                   result.decision.name)
         audited(self._trail, context, Operation.IDENTIFY, Outcome(
             result.decision, status=status_name(result.reason, unary), reason=reason_name(result.reason),
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
-            threshold=result.threshold), request_id=response.request_id, camera_id=request.camera_id,
-            started=started)
-        if self._hub.watched:
-            self._hub.publish(recognition_pb2.DecisionEvent(
-                time=utc_now(), camera_id=response.camera_id, track_id=response.track_id,
+            threshold=result.threshold, alerts=[(h.watchlist, h.entry_id, h.score, h.alert_id) for h in result.alerts]),
+            request_id=response.request_id, camera_id=request.camera_id, started=started)
+        now = utc_now()
+        if self._decisions.watched:
+            self._decisions.publish(recognition_pb2.DecisionEvent(
+                time=now, camera_id=response.camera_id, track_id=response.track_id,
                 request_id=response.request_id, decision=response.decision, candidates=response.candidates,
                 threshold=response.threshold))
+        for hit in response.watchlist_hits:
+            self._alerts.publish(watchlists_pb2.Alert(
+                alert_id=hit.alert_id, time=now, camera_id=response.camera_id, track_id=response.track_id,
+                request_id=response.request_id, hit=hit, evidence=result.evidence))
         return result, response
 
     def Identify(self, request, context):
@@ -197,11 +243,13 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             window.release()  # a reader waiting for room sees the call has ended
 
     def WatchDecisions(self, request, context) -> Iterator[recognition_pb2.DecisionEvent]:
-        with self._hub.subscribe(request) as subscription:
-            while context.is_active():
-                event = subscription.next(timeout=0.5)
-                if event is not None:
-                    yield event
+        yield from _events(self._decisions, decision_filter(request), context)
+
+    def WatchAlerts(self, request, context) -> Iterator[watchlists_pb2.Alert]:
+        for alert in _events(self._alerts, alert_filter(request), context):
+            if not request.with_evidence:
+                alert.ClearField("evidence")
+            yield alert
 
     def Verify(self, request, context):
         started = time.perf_counter()
@@ -237,7 +285,8 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         return recognition_pb2.GatewayInfo(
             model=engine.pack.name, model_fingerprint=engine.pack.fingerprint, providers=engine.providers,
             gallery_size=self._service.gallery_size, identify=threshold_info(thresholds.identify),
-            verify=threshold_info(thresholds.verify), version=__version__, search=self._service.search_backend)
+            verify=threshold_info(thresholds.verify), version=__version__, search=self._service.search_backend,
+            watchlists=[watchlist_info(status) for status in self._service.watchlists.statuses()])
 
 
 class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
@@ -300,3 +349,70 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return gallery_pb2.RotateKeysResponse(active_key=rotation.active, resealed=rotation.resealed,
                                               retired=rotation.retired)
+
+
+class WatchlistsServicer(watchlists_pb2_grpc.WatchlistsServicer):
+    """Every change goes through the watchlists' one write path, which audits it; a refused change is audited
+    with the status its caller gets."""
+
+    def __init__(self, service: GatewayService) -> None:
+        self._service = service
+
+    @contextlib.contextmanager
+    def _refusals(self, context: grpc.ServicerContext, operation: Operation, started: float) -> Iterator[None]:
+        with audit_or_unavailable(context):
+            try:
+                yield
+            except WatchlistError as exc:
+                self._service.watchlists.refused(operation, current_caller(), exc, started)
+                context.abort(grpc.StatusCode[exc.status], str(exc))
+
+    def CreateWatchlist(self, request, context):
+        started = time.perf_counter()
+        choice = request.WhichOneof("threshold_choice")
+        with self._refusals(context, Operation.CREATE_WATCHLIST, started):
+            watchlist = self._service.watchlists.create(
+                request.name, request.reason, request.owner, current_caller(), expires=request.expires,
+                threshold=request.threshold if choice == "threshold" else None,
+                target_fpir=request.target_fpir if choice == "target_fpir" else None,
+                expected_templates=request.expected_templates, priority=request.priority, started=started)
+        [status] = [s for s in self._service.watchlists.statuses() if s.watchlist.name == watchlist.name]
+        return watchlist_info(status)
+
+    def ListWatchlists(self, request, context):
+        return watchlists_pb2.ListWatchlistsResponse(
+            watchlists=[watchlist_info(status) for status in self._service.watchlists.statuses()])
+
+    def AddEntry(self, request, context):
+        started = time.perf_counter()
+        with self._refusals(context, Operation.ADD_ENTRY, started):
+            try:
+                result = self._service.add_watchlist_entry(
+                    request.watchlist, request.label, request.case_reference, request.expires,
+                    [face_input(face) for face in request.faces], current_caller(), started)
+            except Problem as problem:
+                self._service.watchlists.refused(Operation.ADD_ENTRY, current_caller(), WatchlistError(
+                    problem.detail, status_name(problem.reason, unary=True)), started)
+                abort_if_unary_status(context, problem.reason, problem.detail)
+                raise
+        return watchlists_pb2.AddEntryResponse(
+            entry_id=result.entry.entry_id if result.entry else "",
+            templates=len(result.entry.templates) if result.entry else 0,
+            rejects=[watchlists_pb2.RejectedPhoto(index=position, reason=reason_pb(problem.reason),
+                                                  detail=problem.detail) for position, problem in result.rejects])
+
+    def RemoveEntry(self, request, context):
+        started = time.perf_counter()
+        with self._refusals(context, Operation.REMOVE_ENTRY, started):
+            removed = self._service.watchlists.remove_entry(request.watchlist, request.entry_id, current_caller(),
+                                                            started)
+        return watchlists_pb2.RemoveEntryResponse(removed=removed)
+
+    def Adjudicate(self, request, context):
+        started = time.perf_counter()
+        with self._refusals(context, Operation.ADJUDICATE, started):
+            alert = self._service.watchlists.adjudicate(
+                request.alert_id, watchlists_pb2.Adjudication.Name(request.adjudication), request.note,
+                current_caller(), started)
+        return watchlists_pb2.AdjudicateResponse(alert_id=alert.alert_id, adjudication=request.adjudication,
+                                                 adjudicated_by=current_caller().identity, time=utc_now())

@@ -1,0 +1,360 @@
+"""The watchlist store: one SQLite file beside the gallery's, sealed with a key ring of its own. It holds the
+lists, their entries (label and case reference sealed, one template per photo), the alerts they raised (the
+face crop sealed, until its retention ends) and the webhook outbox, so that an alert and its deliveries are
+committed in one transaction: an alert acknowledged to the outbox survives a crash."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+
+from fr_gateway.security.keys import KeyRing, KeyRingError, private_file
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "watchlists.sqlite3"
+TABLES = """
+CREATE TABLE IF NOT EXISTS watchlists (
+    name              TEXT PRIMARY KEY,
+    reason            TEXT NOT NULL,
+    owner             TEXT NOT NULL,
+    created_at        REAL NOT NULL,
+    created_by        TEXT NOT NULL,
+    expires_at        REAL,
+    threshold         REAL NOT NULL,
+    threshold_origin  TEXT NOT NULL,
+    false_match_rate  REAL,
+    priority          INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    entry_id    TEXT PRIMARY KEY,
+    watchlist   TEXT NOT NULL REFERENCES watchlists(name),
+    sealed      BLOB NOT NULL,
+    key_id      TEXT NOT NULL,
+    expires_at  REAL,
+    created_at  REAL NOT NULL,
+    created_by  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entry_templates (
+    entry_id      TEXT NOT NULL REFERENCES entries(entry_id) ON DELETE CASCADE,
+    number        INTEGER NOT NULL,
+    sealed        BLOB NOT NULL,
+    key_id        TEXT NOT NULL,
+    model_sha256  TEXT NOT NULL,
+    PRIMARY KEY (entry_id, number)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id        TEXT PRIMARY KEY,
+    time            REAL NOT NULL,
+    watchlist       TEXT NOT NULL,
+    entry_id        TEXT NOT NULL,
+    camera_id       TEXT NOT NULL,
+    track_id        TEXT NOT NULL,
+    request_id      TEXT NOT NULL,
+    score           REAL NOT NULL,
+    threshold       REAL NOT NULL,
+    evidence        BLOB,
+    key_id          TEXT NOT NULL,
+    evidence_until  REAL NOT NULL,
+    adjudication    TEXT,
+    adjudicated_by  TEXT,
+    adjudicated_at  REAL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    delivery      INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id      TEXT NOT NULL,
+    endpoint      TEXT NOT NULL,
+    body          BLOB NOT NULL,
+    key_id        TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    due           REAL NOT NULL,
+    delivered_at  REAL,
+    last_error    TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due) WHERE delivered_at IS NULL;
+"""
+
+
+class WatchlistError(Exception):
+    """A watchlist change refused, with the reason and the gRPC status name the caller is told."""
+
+    status = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status or type(self).status
+
+
+class UnknownWatchlist(WatchlistError):
+    status = "NOT_FOUND"
+
+
+class WatchlistExists(WatchlistError):
+    status = "ALREADY_EXISTS"
+
+
+@dataclasses.dataclass(frozen=True)
+class Watchlist:
+    name: str
+    reason: str
+    owner: str
+    created_at: float
+    created_by: str
+    expires_at: float | None
+    threshold: float
+    threshold_origin: str
+    false_match_rate: float | None
+    priority: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One person on a list, with the templates of the photos that enrolled."""
+
+    entry_id: str
+    watchlist: str
+    label: str
+    case_reference: str
+    expires_at: float | None
+    templates: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertRecord:
+    alert_id: str
+    time: float
+    watchlist: str
+    entry_id: str
+    camera_id: str
+    track_id: str
+    request_id: str
+    score: float
+    threshold: float
+    evidence: bytes | None
+    adjudication: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One alert owed to one webhook endpoint."""
+
+    delivery: int
+    alert_id: str
+    endpoint: str
+    body: bytes
+    attempts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ListCounts:
+    alerts: int = 0
+    confirmed: int = 0
+    dismissed: int = 0
+
+
+def new_entry_id() -> str:
+    """'W' and 15 hexadecimal digits: not a NIK, so an entry is never taken for a KTP-el record."""
+    return "W" + secrets.token_hex(8)[:15].upper()
+
+
+def new_alert_id() -> str:
+    return "A" + secrets.token_hex(8).upper()
+
+
+class WatchlistStore:
+    """Durable before acknowledged (WAL, synchronous=FULL), as the gallery's store; one connection behind a
+    lock, since a change is a handful of rows."""
+
+    def __init__(self, directory: str | Path, keys: KeyRing, model_fingerprint: str, dim: int = 512) -> None:
+        path = Path(directory) / STORE_FILE
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(private_file(path))
+        self.keys = keys
+        self.model_fingerprint = model_fingerprint
+        self.dim = dim
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._transaction():
+            for statement in TABLES.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+
+    @classmethod
+    def open(cls, directory: str | Path, key_file: Path, model_fingerprint: str, dim: int = 512) -> WatchlistStore:
+        exists = (Path(directory) / STORE_FILE).exists()
+        try:
+            keys = KeyRing.load(key_file, create=not exists)
+        except KeyRingError as exc:
+            raise WatchlistError(f"watchlists of {directory}: {exc}; restore the key file from its backup") from exc
+        return cls(directory, keys, model_fingerprint, dim)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _seal(self, plaintext: bytes, context: str) -> tuple[str, bytes]:
+        return self.keys.seal(plaintext, context.encode())
+
+    def _open(self, kid: str, sealed: bytes, context: str) -> bytes:
+        return self.keys.open(kid, sealed, context.encode())
+
+    # lists
+    def create(self, watchlist: Watchlist) -> None:
+        with self._lock, self._transaction() as db:
+            if db.execute("SELECT 1 FROM watchlists WHERE name = ?", (watchlist.name,)).fetchone():
+                raise WatchlistExists(f"watchlist {watchlist.name!r} exists already")
+            db.execute("INSERT INTO watchlists VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       dataclasses.astuple(watchlist))
+
+    def watchlists(self) -> list[Watchlist]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM watchlists ORDER BY name").fetchall()
+        return [Watchlist(*row) for row in rows]
+
+    def watchlist(self, name: str) -> Watchlist:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM watchlists WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise UnknownWatchlist(f"no watchlist {name!r}")
+        return Watchlist(*row)
+
+    # entries
+    def add_entry(self, entry: Entry, created_by: str) -> None:
+        self.watchlist(entry.watchlist)
+        person = json.dumps({"label": entry.label, "case_reference": entry.case_reference}).encode()
+        kid, sealed = self._seal(person, entry.entry_id)
+        with self._lock, self._transaction() as db:
+            db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (entry.entry_id, entry.watchlist, sealed, kid, entry.expires_at, time.time(), created_by))
+            for number, template in enumerate(entry.templates):
+                context = f"{entry.entry_id}/{number}/{self.model_fingerprint}"
+                kid, sealed = self._seal(np.asarray(template, np.float32).tobytes(), context)
+                db.execute("INSERT INTO entry_templates VALUES (?, ?, ?, ?, ?)",
+                           (entry.entry_id, number, sealed, kid, self.model_fingerprint))
+
+    def remove_entry(self, watchlist: str, entry_id: str) -> bool:
+        with self._lock, self._transaction() as db:
+            return db.execute("DELETE FROM entries WHERE watchlist = ? AND entry_id = ?",
+                              (watchlist, entry_id)).rowcount > 0
+
+    def entries(self) -> Iterator[Entry]:
+        """Every entry with its templates of this model; a row that does not open is left out, logged."""
+        with self._lock:
+            people = self._db.execute("SELECT entry_id, watchlist, sealed, key_id, expires_at FROM entries").fetchall()
+            templates: dict[str, list[tuple[int, bytes, str]]] = {}
+            for entry_id, number, sealed, kid in self._db.execute(
+                    "SELECT entry_id, number, sealed, key_id FROM entry_templates WHERE model_sha256 = ?",
+                    (self.model_fingerprint,)):
+                templates.setdefault(entry_id, []).append((number, sealed, kid))
+        for entry_id, watchlist, sealed, kid, expires_at in people:
+            try:
+                person = json.loads(self._open(kid, sealed, entry_id))
+                opened = [np.frombuffer(self._open(k, s, f"{entry_id}/{n}/{self.model_fingerprint}"), np.float32)
+                          for n, s, k in templates.get(entry_id, [])]
+            except (InvalidTag, KeyRingError) as exc:
+                log.error("watchlist entry %s does not open (%s); it is left out of searches", entry_id,
+                          exc or "it does not authenticate")
+                continue
+            if opened:
+                yield Entry(entry_id, watchlist, person["label"], person["case_reference"], expires_at,
+                            np.stack(opened))
+
+    # alerts
+    def add_alert(self, alert: AlertRecord, evidence_until: float, deliveries: Sequence[tuple[str, bytes]]) -> None:
+        """The alert, its sealed evidence and its webhook deliveries, in one transaction."""
+        kid, evidence = self._seal(alert.evidence or b"", alert.alert_id)
+        with self._lock, self._transaction() as db:
+            db.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                       (alert.alert_id, alert.time, alert.watchlist, alert.entry_id, alert.camera_id,
+                        alert.track_id, alert.request_id, alert.score, alert.threshold,
+                        evidence if alert.evidence else None, kid, evidence_until))
+            for endpoint, body in deliveries:
+                body_kid, sealed = self._seal(body, f"{alert.alert_id}>{endpoint}")
+                db.execute("INSERT INTO outbox (alert_id, endpoint, body, key_id, due) VALUES (?, ?, ?, ?, ?)",
+                           (alert.alert_id, endpoint, sealed, body_kid, alert.time))
+
+    def alert(self, alert_id: str) -> AlertRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT alert_id, time, watchlist, entry_id, camera_id, track_id, request_id, score, threshold, "
+                "evidence, key_id, adjudication FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        if row is None:
+            return None
+        *fields, evidence, kid, adjudication = row
+        opened = self._open(kid, evidence, alert_id) if evidence is not None else None
+        return AlertRecord(*fields, opened, adjudication)
+
+    def adjudicate(self, alert_id: str, adjudication: str, who: str) -> bool:
+        """Record the decision unless the alert has one already; False when it had."""
+        with self._lock, self._transaction() as db:
+            return db.execute("UPDATE alerts SET adjudication = ?, adjudicated_by = ?, adjudicated_at = ? "
+                              "WHERE alert_id = ? AND adjudication IS NULL",
+                              (adjudication, who, time.time(), alert_id)).rowcount > 0
+
+    def counts(self) -> dict[str, ListCounts]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT watchlist, COUNT(*), SUM(adjudication = 'CONFIRMED'), SUM(adjudication = 'DISMISSED') "
+                "FROM alerts GROUP BY watchlist").fetchall()
+        return {name: ListCounts(total, confirmed or 0, dismissed or 0) for name, total, confirmed, dismissed in rows}
+
+    def erase_old_evidence(self, now: float) -> int:
+        """Erase every alert crop whose retention has ended; the alert itself (who, where, score) stays."""
+        with self._lock, self._transaction() as db:
+            return db.execute("UPDATE alerts SET evidence = NULL WHERE evidence IS NOT NULL AND evidence_until <= ?",
+                              (now,)).rowcount
+
+    # webhook outbox
+    def due(self, now: float, limit: int = 32) -> list[Delivery]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT delivery, alert_id, endpoint, body, key_id, attempts FROM outbox "
+                "WHERE delivered_at IS NULL AND due <= ? ORDER BY due LIMIT ?", (now, limit)).fetchall()
+        return [Delivery(delivery, alert_id, endpoint, self._open(kid, body, f"{alert_id}>{endpoint}"), attempts)
+                for delivery, alert_id, endpoint, body, kid, attempts in rows]
+
+    def delivered(self, delivery: int, now: float) -> None:
+        """A delivered body is erased: the receiver has it now."""
+        with self._lock, self._transaction() as db:
+            db.execute("UPDATE outbox SET delivered_at = ?, body = x'', last_error = NULL WHERE delivery = ?",
+                       (now, delivery))
+
+    def retry_later(self, delivery: int, due: float, error: str) -> None:
+        with self._lock, self._transaction() as db:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, due = ?, last_error = ? WHERE delivery = ?",
+                       (due, error[:500], delivery))
+
+    def retry_now(self, now: float) -> None:
+        """Every undelivered alert due now: after a restart nothing waits out a backoff from before it."""
+        with self._lock, self._transaction() as db:
+            db.execute("UPDATE outbox SET due = ? WHERE delivered_at IS NULL", (now,))
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
