@@ -140,6 +140,13 @@ class Client:
         return self.gateway.settings
 
 
+def refused(call) -> grpc.StatusCode:
+    """The status a call that must fail fails with."""
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value.code()
+
+
 def fr_gateway(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The `fr-gateway` command as an operator runs it, in its own process; its output captured."""
     return subprocess.run([sys.executable, "-m", "fr_gateway.cli", *args], capture_output=True, text=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import ENROLLED, Site, fr_gateway, launch, loose, nik_for, photos, stop
+from conftest import ENROLLED, Site, fr_gateway, launch, loose, nik_for, photos, refused, stop
 
 from fr_gateway.contract import gallery_pb2, gallery_pb2_grpc, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.security.certs import Authority, Principal
@@ -25,12 +25,6 @@ def identify(channel: grpc.Channel, camera_id: str) -> recognition_pb2.IdentifyR
     face = loose(photos(*ENROLLED[0])[1])
     return recognition_pb2_grpc.RecognitionStub(channel).Identify(
         recognition_pb2.IdentifyRequest(camera_id=camera_id, face=face), timeout=30)
-
-
-def refused(call) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    return raised.value.code()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,19 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from conftest import ENROLLED, NOT_ENROLLED, Site, audit_records, fr_gateway, launch, loose, nik_for, photos, stop
+from conftest import (
+    ENROLLED,
+    NOT_ENROLLED,
+    Site,
+    audit_records,
+    fr_gateway,
+    launch,
+    loose,
+    nik_for,
+    photos,
+    refused,
+    stop,
+)
 
 from fr_gateway.contract import (
     face_pb2,
@@ -148,23 +160,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Recei
 
 def test_roles_keep_lists_to_integrators_and_adjudication_to_operators(site):
     site, _ = site
+    denied = grpc.StatusCode.PERMISSION_DENIED
     with site.channel(CAMERA) as channel:
-        with pytest.raises(grpc.RpcError) as refused:
-            create_list(channel, "camera-list")
-        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert refused(lambda: create_list(channel, "camera-list")) == denied
     with site.channel(OPERATOR) as channel:
-        with pytest.raises(grpc.RpcError) as refused:
-            gallery_pb2_grpc.GalleryStub(channel).Enroll(gallery_pb2.EnrollRequest(
-                nik=nik_for(90), face=loose(photos(*WANTED)[0])), timeout=30)
-        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        with pytest.raises(grpc.RpcError) as refused:
-            create_list(channel, "operator-list")
-        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        enrol = gallery_pb2.EnrollRequest(nik=nik_for(90), face=loose(photos(*WANTED)[0]))
+        assert refused(lambda: gallery_pb2_grpc.GalleryStub(channel).Enroll(enrol, timeout=30)) == denied
+        assert refused(lambda: create_list(channel, "operator-list")) == denied
     with site.channel(INTEGRATOR) as channel:
-        with pytest.raises(grpc.RpcError) as refused:
-            watchlists_pb2_grpc.WatchlistsStub(channel).Adjudicate(watchlists_pb2.AdjudicateRequest(
-                alert_id="A0", adjudication=watchlists_pb2.CONFIRMED), timeout=30)
-        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        adjudicate = watchlists_pb2.AdjudicateRequest(alert_id="A0", adjudication=watchlists_pb2.CONFIRMED)
+        assert refused(lambda: watchlists_pb2_grpc.WatchlistsStub(channel).Adjudicate(adjudicate, timeout=30)) == \
+            denied
 
 
 def test_a_listed_person_raises_alerts_for_that_person_only(site):
@@ -173,12 +179,10 @@ def test_a_listed_person_raises_alerts_for_that_person_only(site):
         info = create_list(channel, "missing", target_fpir=0.01, expected_templates=10,
                            priority=watchlists_pb2.PRIORITY_HIGH)
         assert info.threshold_origin == "chosen for FPIR 0.01 at 10 templates" and info.HasField("false_match_rate")
-        with pytest.raises(grpc.RpcError) as taken:
-            create_list(channel, "missing", threshold=0.5)
-        assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
-        with pytest.raises(grpc.RpcError) as unshowable:  # 16,915 impostor comparisons cannot show 1e-9 each
-            create_list(channel, "strict", target_fpir=0.000001, expected_templates=1000)
-        assert unshowable.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert refused(lambda: create_list(channel, "missing", threshold=0.5)) == grpc.StatusCode.ALREADY_EXISTS
+        # 16,915 impostor comparisons cannot show 1e-9 a comparison
+        assert refused(lambda: create_list(channel, "strict", target_fpir=0.000001, expected_templates=1000)) == \
+            grpc.StatusCode.FAILED_PRECONDITION
         entry = add_entry(channel, "missing", WANTED)
         assert entry.entry_id.startswith("W") and entry.templates == 2 and not entry.rejects
 
@@ -224,10 +228,8 @@ def test_a_listed_person_raises_alerts_for_that_person_only(site):
             alert_id=hit.alert_id, adjudication=watchlists_pb2.CONFIRMED, note="seen at gate 1, family called"),
             timeout=30)
         assert decided.adjudicated_by == "operator/OPS-1"
-        with pytest.raises(grpc.RpcError) as twice:
-            desk.Adjudicate(watchlists_pb2.AdjudicateRequest(alert_id=hit.alert_id,
-                                                             adjudication=watchlists_pb2.DISMISSED), timeout=30)
-        assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        again = watchlists_pb2.AdjudicateRequest(alert_id=hit.alert_id, adjudication=watchlists_pb2.DISMISSED)
+        assert refused(lambda: desk.Adjudicate(again, timeout=30)) == grpc.StatusCode.FAILED_PRECONDITION
         [listed] = [w for w in desk.ListWatchlists(watchlists_pb2.ListWatchlistsRequest(), timeout=30).watchlists
                     if w.name == "missing"]
         assert (listed.entries, listed.templates, listed.alerts, listed.confirmed) == (1, 2, 1, 1)
