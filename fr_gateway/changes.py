@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from typing import Protocol
 
 import numpy as np
 
@@ -68,6 +69,14 @@ class RemoveResult:
         return Verdict.ERASED if self.removed else Verdict.NOT_ENROLLED
 
 
+class SealedBeside(Protocol):
+    """A store sealed with the gallery's key ring."""
+
+    def reseal(self) -> int: ...
+
+    def key_ids_in_use(self) -> set[str]: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Rotation:
     """A key rotation done: the new active key, the templates sealed again under it, the keys dropped."""
@@ -78,7 +87,7 @@ class Rotation:
 
     def text(self) -> str:
         retired = f"; retired {', '.join(self.retired)}" if self.retired else ""
-        return f"new active key {self.active}; resealed {self.resealed} templates{retired}"
+        return f"new active key {self.active}; resealed {self.resealed} records{retired}"
 
 
 class GalleryWrites:
@@ -90,6 +99,12 @@ class GalleryWrites:
         self._gallery_index = gallery_index
         self._lock = threading.Lock()
         self._trail: AuditTrail | None = None
+        self._beside: list[SealedBeside] = []
+
+    def seal_beside(self, other: SealedBeside) -> None:
+        """Another store sealed with this gallery's key ring (its watchlists): a key rotation re-seals it too, and
+        never retires a key it still uses."""
+        self._beside.append(other)
 
     @classmethod
     def open(cls, settings: Settings, model_fingerprint: str, model_name: str, dim: int | None = None,
@@ -158,8 +173,9 @@ class GalleryWrites:
             keys = self.store.keys
             active = keys.add_active()
             keys.save()
-            resealed = self.store.reseal()
-            retired = tuple(sorted(set(keys.ids) - self.store.key_ids_in_use() - {active})) if retire else ()
+            resealed = self.store.reseal() + sum(other.reseal() for other in self._beside)
+            in_use = self.store.key_ids_in_use().union(*(other.key_ids_in_use() for other in self._beside))
+            retired = tuple(sorted(set(keys.ids) - in_use - {active})) if retire else ()
             for old in retired:
                 keys.retire(old)
             if retired:

@@ -188,12 +188,6 @@ def webhook_secret_for(settings: Settings) -> Path:
         "webhook-secret"
 
 
-def watchlist_key_file_for(settings: Settings) -> Path:
-    """The watchlists' own data key, beside the gallery's."""
-    gallery_key = key_file_for(settings)
-    return gallery_key.with_name(f"{gallery_key.stem}-watchlists.json")
-
-
 WITNESS_FILE = "witness.jsonl"  # the audit witness's default name, beside the auditor's keys
 # in the gateway's audit key folder: where `audit keys init` put the auditor's keys' witness file
 WITNESS_POINTER = "witness-file"

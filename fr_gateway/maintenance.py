@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 from fr_gateway.audit.log import AuditUnavailable
 from fr_gateway.audit.trail import open_trail
@@ -17,6 +18,8 @@ from fr_gateway.search.faiss_index import FlatIndex
 from fr_gateway.search.manager import milvus_spec
 from fr_gateway.search.milvus_index import Drift, MilvusIndex, MilvusSpec
 from fr_gateway.service import GatewayService
+from fr_gateway.watchlists.store import STORE_FILE as WATCHLIST_STORE
+from fr_gateway.watchlists.store import WatchlistStore
 
 
 def open_store(settings: Settings) -> TemplateStore:
@@ -33,6 +36,10 @@ def offline_gallery(settings: Settings) -> Iterator[GalleryWrites]:
     with contextlib.ExitStack() as stack:
         gallery = GalleryWrites.open(settings, pack.fingerprint, pack.name, create=False)
         stack.callback(gallery.close)
+        if (Path(settings.gallery) / WATCHLIST_STORE).exists():  # sealed with the same keys: rotated with them
+            watchlists = WatchlistStore(settings.gallery, gallery.store.keys, pack.fingerprint, gallery.store.dim)
+            stack.callback(watchlists.close)
+            gallery.seal_beside(watchlists)
         try:
             trail = open_trail(settings, pack.fingerprint, lambda: gallery.store.version, create_keys=True)
         except AuditUnavailable as exc:

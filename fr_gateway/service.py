@@ -153,11 +153,12 @@ class GatewayService:
         gallery = GalleryWrites.open(settings, engine.pack.fingerprint, engine.pack.name, engine.embedder.dim)
         thresholds = resolve_thresholds(settings, engine.pack)
         try:
-            watchlists = WatchlistDesk.open(settings, engine.pack, engine.embedder.dim, thresholds.identify.value,
-                                            deliver=serving)
+            watchlists = WatchlistDesk.open(settings, engine.pack, gallery.store.keys, engine.embedder.dim,
+                                            thresholds.identify.value, deliver=serving)
         except BaseException:
             gallery.close()
             raise
+        gallery.seal_beside(watchlists.store)
         batching = Batching(settings.batch_size or engine.layout.batch, settings.batch_wait_ms, settings.queue_size)
         service = cls(engine, build_cropper(settings), thresholds, batching, gallery, watchlists, settings.top_k,
                       settings.max_top_k)

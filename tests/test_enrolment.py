@@ -174,7 +174,7 @@ def test_gallery_remove_and_keys_rotate_go_through_the_running_gateway(tmp_path)
         rotated = fr_gateway("keys", "rotate", "--target", gateway.target, "--retire")
         assert rotated.returncode == 0, rotated.stderr
         active = KeyRing.load(tmp_path / "index" / "keys" / "gallery.json").active
-        assert rotated.stdout == f"new active key {active}; resealed 2 templates; retired {old}\n"
+        assert rotated.stdout == f"new active key {active}; resealed 2 records; retired {old}\n"
         verified = fr_gateway("verify", "--target", gateway.target, "--probe", str(photos("orl", PEOPLE[2])[1]),
                               "--nik", nik_for(2))
         assert verified.returncode == 0 and verified.stdout.startswith("MATCH"), verified.stdout + verified.stderr

@@ -155,7 +155,7 @@ def test_keys_rotate_reseals_and_retires(tmp_path):
                              "--retire"], capture_output=True, text=True,
                             env={**os.environ, "FRG_KEY_FILE": str(key_file)})
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"new active key {KeyRing.load(key_file).active}; resealed 20 templates; retired {old}\n"
+    assert result.stdout == f"new active key {KeyRing.load(key_file).active}; resealed 20 records; retired {old}\n"
     rotated = KeyRing.load(key_file)
     assert rotated.active != old and rotated.ids == [rotated.active]
     store = TemplateStore(gallery, pack.fingerprint, pack.name, rotated)

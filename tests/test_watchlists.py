@@ -322,10 +322,18 @@ def test_the_cli_changes_watchlists_offline_and_audits_each_change(tmp_path):
     listed = fr_gateway("watchlist", "list", "--gallery", gallery)
     assert "watchlist wanted (HIGH, owner Polda Kaltim): 1 entries, 2 templates" in listed.stdout, listed.stdout
     assert "threshold 0.4500 (configured)" in listed.stdout and "false alerts a day" in listed.stdout
+    # one key ring seals the gallery and its watchlists: a rotation re-seals both and retires the old key
+    old_key = json.loads((tmp_path / "keys" / "g.json").read_text())["active"]
+    rotated = fr_gateway("keys", "rotate", "--retire", "--gallery", gallery)
+    assert rotated.returncode == 0 and "resealed 3 records" in rotated.stdout and old_key in rotated.stdout, rotated
+    assert list(json.loads((tmp_path / "keys" / "g.json").read_text())["keys"]) != [old_key]
+    listed = fr_gateway("watchlist", "list", "--gallery", gallery)
+    assert "1 entries, 2 templates" in listed.stdout, listed.stderr
     removed = fr_gateway("watchlist", "remove", "wanted", entry_id, "--gallery", gallery)
     assert removed.returncode == 0 and f"{entry_id}: removed" in removed.stdout
     unknown = fr_gateway("watchlist", "add", "nobody", "--label", "x", "--photo", str(photos(*WANTED)[0]),
                          "--gallery", gallery)
     assert unknown.returncode != 0 and "no watchlist 'nobody'" in unknown.stderr
     changes = [(r["operation"], r["decision"]) for r in audit_records(tmp_path / "g")]
-    assert changes == [("CreateWatchlist", "CREATED"), ("AddEntry", "ENROLLED"), ("RemoveEntry", "ERASED")]
+    assert changes == [("CreateWatchlist", "CREATED"), ("AddEntry", "ENROLLED"), ("RotateKeys", "ROTATED"),
+                       ("RemoveEntry", "ERASED")]

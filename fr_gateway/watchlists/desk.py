@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 
 from fr_gateway.audit.trail import AuditTrail, Caller, Operation, Outcome, Verdict
-from fr_gateway.config import Settings, watchlist_key_file_for, webhook_secret_for
+from fr_gateway.config import Settings, webhook_secret_for
 from fr_gateway.faces.models import ModelPack
 from fr_gateway.metrics import ALERTS
+from fr_gateway.security.keys import KeyRing
 from fr_gateway.watchlists.index import Hit, WatchlistIndex
 from fr_gateway.watchlists.store import (
     AlertRecord,
@@ -126,11 +127,11 @@ class WatchlistDesk:
         self._sweeper: threading.Thread | None = None
 
     @classmethod
-    def open(cls, settings: Settings, pack: ModelPack, dim: int, identify_threshold: float,
+    def open(cls, settings: Settings, pack: ModelPack, keys: KeyRing, dim: int, identify_threshold: float,
              deliver: bool = True) -> WatchlistDesk:
-        """The gallery's watchlists, loaded; with `deliver`, webhooks delivered and old evidence erased in the
-        background (a serving gateway, not a command)."""
-        store = WatchlistStore.open(settings.gallery, watchlist_key_file_for(settings), pack.fingerprint, dim)
+        """The gallery's watchlists, sealed with its key ring, loaded; with `deliver`, webhooks delivered and old
+        evidence erased in the background (a serving gateway, not a command)."""
+        store = WatchlistStore(settings.gallery, keys, pack.fingerprint, dim)
         sender = None
         if deliver and settings.webhooks:
             sender = WebhookSender(store, load_secret(webhook_secret_for(settings)), settings.webhook_ca).start()

@@ -1,4 +1,5 @@
-"""The watchlist store: one SQLite file beside the gallery's, sealed with a key ring of its own. It holds the
+"""The watchlist store: one SQLite file beside the gallery's, sealed with the gallery's key ring (so one key
+rotation re-seals both). It holds the
 lists, their entries (label and case reference sealed, one template per photo), the alerts they raised (the
 face crop sealed, until its retention ends) and the webhook outbox, so that an alert and its deliveries are
 committed in one transaction: an alert acknowledged to the outbox survives a crash."""
@@ -195,15 +196,6 @@ class WatchlistStore:
                 if statement.strip():
                     self._db.execute(statement)
 
-    @classmethod
-    def open(cls, directory: str | Path, key_file: Path, model_fingerprint: str, dim: int = 512) -> WatchlistStore:
-        exists = (Path(directory) / STORE_FILE).exists()
-        try:
-            keys = KeyRing.load(key_file, create=not exists)
-        except KeyRingError as exc:
-            raise WatchlistError(f"watchlists of {directory}: {exc}; restore the key file from its backup") from exc
-        return cls(directory, keys, model_fingerprint, dim)
-
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")
@@ -354,6 +346,33 @@ class WatchlistStore:
     def pending(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
+
+    # every sealed column, with the id its record is bound to
+    SEALED = (("entries", "sealed", "key_id", "entry_id", "entry_id"),
+              ("entry_templates", "sealed", "key_id", "entry_id || '/' || number || '/' || model_sha256",
+               "rowid"),
+              ("alerts", "evidence", "key_id", "alert_id", "alert_id"),
+              ("outbox", "body", "key_id", "alert_id || '>' || endpoint", "delivery"))
+
+    def reseal(self) -> int:
+        """Re-encrypt every record not sealed with the active key (after a rotation), in one transaction (the
+        store holds thousands of rows, not millions); returns how many."""
+        done = 0
+        with self._lock, self._transaction() as db:
+            for table, column, kid_column, context, row_id in self.SEALED:
+                rows = db.execute(f"SELECT {row_id}, {column}, {kid_column}, {context} FROM {table} "
+                                  f"WHERE {kid_column} != ? AND length({column}) > 0", (self.keys.active,)).fetchall()
+                for identifier, sealed, kid, bound_to in rows:
+                    new_kid, new_sealed = self._seal(self._open(kid, sealed, bound_to), bound_to)
+                    db.execute(f"UPDATE {table} SET {column} = ?, {kid_column} = ? WHERE {row_id} = ?",
+                               (new_sealed, new_kid, identifier))
+                done += len(rows)
+        return done
+
+    def key_ids_in_use(self) -> set[str]:
+        with self._lock:
+            return {kid for table, column, kid_column, _, _ in self.SEALED for (kid,) in self._db.execute(
+                f"SELECT DISTINCT {kid_column} FROM {table} WHERE length({column}) > 0")}
 
     def close(self) -> None:
         with self._lock:
