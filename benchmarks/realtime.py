@@ -2,7 +2,9 @@
 recogniser's own limit and a naive one-face-at-a-time pipeline, all measured in one run on one machine.
 
     .venv/bin/python benchmarks/realtime.py [--gallery 100000] [--seconds 8] [--out benchmarks/realtime]
-writes realtime.json and realtime.md:
+writes realtime.json and realtime.md; `--quick [--out PREFIX]` (under 3 minutes) measures only the gateway's
+own CPU a face beyond the recogniser's (ALIGNED crops, 4 cameras x 8 in flight, mutual TLS, audit on), and
+ends its output with that one JSON object (written to PREFIX.json when asked). The full run:
 1. the limit: ONNX Runtime on the recogniser alone, batches of 1 to 64 aligned crops, no gRPC;
 2. the naive peer, in process, one face at a time (as insightface's FaceAnalysis does it): aligned crops
    embedded one by one, and photos detected, aligned and embedded one by one;
@@ -40,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
-from search import chunks
+from search import Gallery, Realistic
 from workload import aligned_crops, cpu_seconds, make_certs, people, rss_mib
 
 from fr_gateway.audit.keys import issue
@@ -288,7 +290,8 @@ def fill_gallery(folder: Path, engine: FaceEngine, size: int) -> None:
     issue(folder / "keys" / "audit-gateway", folder / "auditor")
     keys = KeyRing.load(folder / "keys" / "gallery.json")
     store = TemplateStore(folder / "gallery", engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
-    for _, niks, templates in chunks(size):
+    no_real = np.zeros((0, engine.embedder.dim), np.float32)
+    for _, niks, templates in Gallery(size, Realistic.load(), no_real, no_real).chunks():
         store.upsert_many(Enrolment(nik, template, {}) for nik, template in zip(niks, templates, strict=True))
     store.close()
 
@@ -356,12 +359,65 @@ def detector_by_batch(engine: FaceEngine, seconds: float) -> dict[str, float]:
     return out
 
 
+def model_alone(engine: FaceEngine, items: list[np.ndarray], seconds: float) -> tuple[float, float]:
+    """The recogniser alone in this process, in the gateway's layout: faces/s and CPU milliseconds a face."""
+    cpu, started = time.process_time(), time.perf_counter()
+    faces_per_s = side_by_side(engine, items, seconds)
+    faces = faces_per_s * (time.perf_counter() - started)
+    return faces_per_s, 1000 * (time.process_time() - cpu) / faces
+
+
+def quick(gallery: int, seconds: float, index_kind: str) -> dict:
+    """The gateway's own CPU a face beyond the model's: the recogniser alone in the gateway's layout, then 4
+    cameras x 8 in flight of ALIGNED crops through a gateway over mutual TLS with its audit log, against a gallery
+    of `gallery`; the recogniser's limit measured again just before the cameras, for the ratio."""
+    engine = load_engine(load_settings(environ={}))
+    folks = people()
+    crop_bytes = aligned_crops(engine, [photo for photos in folks for photo in photos[1:3]])
+    crops = decoded(crop_bytes)
+    items = [crops[n % len(crops)] for n in range(engine.layout.batch)]
+    _, model_cpu = model_alone(engine, items, seconds / 2)
+    aligned = [face_pb2.Face(image=crop, kind=face_pb2.ALIGNED) for crop in crop_bytes]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        _, clients = make_certs(folder / "certs", CAMERA, ADMIN)
+        fill_gallery(folder / "index", engine, gallery)
+        with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "index" / "gallery"),
+                             rate_limit=0, streams_per_client=0, index_kind=index_kind) as gateway:
+            enrol_people(gateway.target, clients[ADMIN], folks)
+            cameras(gateway.target, clients[CAMERA], aligned, 4, 2, window=8)  # warm-up
+            limit = side_by_side(engine, items, seconds / 2)
+            before = gateway_counters(gateway)
+            row = cameras(gateway.target, clients[CAMERA], aligned, 4, seconds, window=8)
+            spent = where_time_goes(before, gateway_counters(gateway), engine.layout.workers)
+    gateway_cpu = spent["cpu_ms_per_face"]["gateway"]
+    return {"kind": "ALIGNED", "cameras": 4, "window": 8, "gallery": gallery, "index_kind": index_kind,
+            "seconds": seconds,
+            "faces_per_s": row["faces_per_s"], "limit_faces_per_s": round(limit, 1),
+            "ratio_to_limit": round(row["faces_per_s"] / limit, 3), "p50_ms": row["p50_ms"], "p99_ms": row["p99_ms"],
+            "gateway_cpu_ms_per_face": gateway_cpu, "model_cpu_ms_per_face": round(model_cpu, 2),
+            "gateway_cpu_ms_per_face_beyond_model": round(gateway_cpu - model_cpu, 2),
+            "beyond_model_share": round((gateway_cpu - model_cpu) / model_cpu, 3),
+            "ms_per_face_by_stage": spent["ms_per_face"], "mean_embed_batch": spent["mean_embed_batch"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gallery", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "realtime")
+    parser.add_argument("--seconds", type=float, help="per measurement (default 8; 20 with --quick)")
+    parser.add_argument("--out", type=Path, help="output prefix (default benchmarks/realtime; with --quick, none)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the gateway's own CPU a face beyond the model's, in under 3 minutes")
+    parser.add_argument("--index-kind", default="auto", help="the gallery's index (default auto: pqfs at 100k)")
     args = parser.parse_args()
+    if args.quick:
+        found = quick(args.gallery, args.seconds or 20.0, args.index_kind)
+        if args.out:
+            args.out.with_suffix(".json").write_text(json.dumps(found, indent=2) + "\n")
+        print(json.dumps(found), flush=True)
+        return
+    args.seconds = args.seconds or 8.0
+    args.out = args.out or Path(__file__).resolve().parent / "realtime"
     engines = in_process_engines()
     engine, one_at_a_time = engines["one run per core"], {name: engines[name] for name in list(engines)[:2]}
     folks = people()
@@ -374,6 +430,7 @@ def main() -> None:
                                      lambda each: {"pace": naive_loose(each, probe_photos, args.seconds)})
     _, naive = best_of(one_at_a_time, lambda each: {"pace": naive_aligned(each, crops, args.seconds / 2)})
     results = {"cpus": os.cpu_count(), "providers": engine.providers, "gallery": args.gallery,
+               "index_kind": args.index_kind,
                "seconds_per_measurement": args.seconds,
                "raw_faces_per_s_by_batch": {str(k): round(v, 1) for k, v in limit.items()},
                "raw_by_layout": {name: {str(k): round(v, 1) for k, v in found.items()}
@@ -405,7 +462,7 @@ def main() -> None:
         started = time.perf_counter()
         fill_gallery(folder / "index", engine, args.gallery)
         with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "index" / "gallery"),
-                             rate_limit=0, streams_per_client=0, index_kind="ivfpq") as gateway:
+                             rate_limit=0, streams_per_client=0, index_kind=args.index_kind) as gateway:
             results["gallery_build_s"] = round(time.perf_counter() - started, 1)
             enrol_people(gateway.target, clients[ADMIN], folks)
             results["gateway_providers"] = gateway_providers(gateway.target, clients[CAMERA])
@@ -457,12 +514,13 @@ def markdown(results: dict) -> str:
                  f"with tracking, {tracking['per_person_without']} without.")
     lines.append(f"\nDetector alone, images/s: {results['detector_images_per_s']}.")
     lines += peer_table(results["peer_setting"])
-    lines.append(f"\nGallery: {results['gallery']:,} identities (ivfpq), built and loaded in "
-                 f"{results['gallery_build_s']} s. The gateway runs in its own process; the cameras are threads of "
-                 "the benchmark's, on the same CPUs. The limit for LOOSE photos is the naive in-process detect + "
-                 "embed pace. The limit is the best of three layouts: one run on all cores with ONNX Runtime's idle "
-                 "threads spinning (its default) and not, and one single-threaded run per core side by side (the "
-                 "gateway's default, with as many recogniser workers); the naive paces are the better of the first "
+    lines.append(f"\nGallery: {results['gallery']:,} identities ({results.get('index_kind', 'ivfpq')}), built and "
+                 f"loaded in {results['gallery_build_s']} s. The gateway runs in its own process; the cameras are "
+                 "threads of the benchmark's, on the same CPUs. The limit for LOOSE photos is the naive in-process "
+                 "detect + embed pace. The limit is the best of three layouts: one run on all cores with ONNX "
+                 "Runtime's idle threads spinning (its default) and not, and one single-threaded run per core side by "
+                 "side (the gateway's default, with as many recogniser workers); the naive paces are the better of "
+                 "the first "
                  f"two. Recogniser faces/s by batch {results['raw_by_layout']}, naive LOOSE pace "
                  f"{results['naive_loose_by_layout']}; the "
                  f"limit measured again after the gateway rows: {results['raw_limit_after_faces_per_s']}. "

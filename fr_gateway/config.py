@@ -70,7 +70,7 @@ class Settings:
     # can take; a decode beyond it waits up to 5 s, then answers RESOURCE_EXHAUSTED (benchmarks/soak.md)
     decode_budget_pixels: int = 80_000_000
     max_message_bytes: int = 16 * 1024 * 1024
-    # search index: auto (exact flat up to 100k identities, pqfs beyond: every identity's 24-byte code scanned,
+    # search index: auto (exact flat up to 20k identities, pqfs beyond: every identity's 24-byte code scanned,
     # 16-byte from 4M, the best scored again with finer codes in memory, the best of those re-ranked exactly from
     # the store), flat, pqfs, ivfpq or hnsw; and their knobs
     index_kind: str = "auto"

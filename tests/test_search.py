@@ -104,8 +104,8 @@ def test_a_batch_of_queries_finds_what_each_finds_alone(gallery, kind):
 
 def test_auto_kind_follows_gallery_size():
     spec = IndexSpec()
-    assert spec.resolve(10) == "flat" and spec.resolve(100_000) == "flat"
-    assert spec.resolve(100_001) == "pqfs" and spec.resolve(10_000_000) == "pqfs"
+    assert spec.resolve(10) == "flat" and spec.resolve(20_000) == "flat"
+    assert spec.resolve(20_001) == "pqfs" and spec.resolve(100_000) == "pqfs" and spec.resolve(10_000_000) == "pqfs"
     assert IndexSpec(kind="pqfs").resolve(500) == "flat"  # too few to train on
     assert IndexSpec(kind="hnsw").resolve(50) == "flat"  # too few to train on
     with pytest.raises(ValueError, match="index kind"):

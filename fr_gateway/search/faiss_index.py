@@ -2,11 +2,11 @@
 cosine similarity), keyed by NIK. A NIK is 16 digits, so it is its own int64 id.
 
 - flat: exact search; the default up to EXACT_LIMIT identities.
-- pqfs: 32-byte product-quantised codes of every identity, scanned whole with FAISS's 4-bit fast-scan kernels,
-  the shortlist scored again with finer codes in memory and its best re-ranked exactly on the store's
-  templates; the default beyond EXACT_LIMIT. No partition, so no person is lost to a list that was not
-  searched (benchmarks/search.md: identification recall 1.000 at 1M on realistic templates, where ivfpq's 128
-  of 2,048 lists keep 0.86).
+- pqfs: 24-byte (16 from 4M) product-quantised codes of every identity, scanned whole with FAISS's 4-bit
+  fast-scan kernels, the shortlist scored again with finer codes in memory and its best re-ranked exactly on the
+  store's templates; the default beyond EXACT_LIMIT. No partition, so no person is lost to a list that was not
+  searched (benchmarks/search.md: identification recall 1.000 at 100k and 1M on realistic templates, where
+  ivfpq's 128 of 2,048 lists keep 0.86 at 1M).
 - ivfpq: inverted lists of 64-byte product-quantised codes (4-bit fast scan), with the shortlist re-ranked
   exactly; it searches a share of the lists, and loses the people filed in the others.
 - hnsw: a graph over 8-bit scalar-quantised vectors; fast approximate search for mid-size galleries.
@@ -30,7 +30,11 @@ from fr_gateway.search.base import Candidate
 
 NIK_DIGITS = 16
 KINDS = ("flat", "pqfs", "ivfpq", "hnsw")
-EXACT_LIMIT = 100_000  # beyond, one exact scan of 2 KiB per identity takes tens of milliseconds
+# Beyond, an exact scan costs more CPU a camera face than pqfs, which keeps every identification (realistic
+# templates, 1,000 pairs planted; CPU ms a face one query at a time): 10k flat 2.0, pqfs 1.3, both kept 948 of
+# 948; 30k 6.5 and 1.4, 948 of 948; 100k 20.9 and 1.7, 951 of 951. Through the gateway at 100k (4 cameras x 8
+# in flight) the exact search held it to 0.51 of the recogniser's limit, pqfs to 0.84 (`realtime.py --quick`).
+EXACT_LIMIT = 20_000
 MAX_LISTS = 4096  # training more lists takes tens of minutes of k-means on a small machine
 SMALL_BATCH = 8
 QUERY_BLOCK = 64  # flat: queries a matrix product takes at once (scores of 64 x 1M float32: 256 MB)
