@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
-from search import Gallery, Realistic
+from search import CHUNK, Realistic, nik_of
 from workload import aligned_crops, cpu_seconds, make_certs, people, rss_mib
 
 from fr_gateway.audit.keys import issue
@@ -290,9 +290,10 @@ def fill_gallery(folder: Path, engine: FaceEngine, size: int) -> None:
     issue(folder / "keys" / "audit-gateway", folder / "auditor")
     keys = KeyRing.load(folder / "keys" / "gallery.json")
     store = TemplateStore(folder / "gallery", engine.pack.fingerprint, engine.pack.name, keys, engine.embedder.dim)
-    no_real = np.zeros((0, engine.embedder.dim), np.float32)
-    for _, niks, templates in Gallery(size, Realistic.load(), no_real, no_real).chunks():
-        store.upsert_many(Enrolment(nik, template, {}) for nik, template in zip(niks, templates, strict=True))
+    shape = Realistic.load()
+    for start in range(0, size, CHUNK):
+        templates = shape.gallery(np.random.default_rng([2, start]), min(CHUNK, size - start))
+        store.upsert_many(Enrolment(nik_of(start + n), template, {}) for n, template in enumerate(templates))
     store.close()
 
 
