@@ -5,11 +5,11 @@ gallery's record."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fr_gateway.audit.log import AuditUnavailable
-from fr_gateway.audit.trail import open_trail
+from fr_gateway.audit.trail import AuditTrail, open_trail
 from fr_gateway.changes import GalleryWrites
 from fr_gateway.config import Settings, key_file_for
 from fr_gateway.faces.engine import load_engine, load_pack, resolve_thresholds
@@ -29,6 +29,21 @@ def open_store(settings: Settings) -> TemplateStore:
 
 
 @contextlib.contextmanager
+def _offline_trail(settings: Settings, model: str, version: Callable[[], int], through: str) -> Iterator[AuditTrail]:
+    """The gallery's audit trail for a change made in this process; refused, with where to make the change
+    instead (`through`), while a gateway serves the gallery and so holds the log."""
+    try:
+        trail = open_trail(settings, model, version, create_keys=True)
+    except AuditUnavailable as exc:
+        raise AuditUnavailable(f"{exc}: a gateway serves this gallery; make the change through it {through}") \
+            from None
+    try:
+        yield trail
+    finally:
+        trail.close()
+
+
+@contextlib.contextmanager
 def offline_gallery(settings: Settings) -> Iterator[GalleryWrites]:
     """The gallery's write path in this process, its index loaded and its changes audited, while no gateway
     serves it (a serving gateway holds the audit log: the change is made through it instead)."""
@@ -40,12 +55,8 @@ def offline_gallery(settings: Settings) -> Iterator[GalleryWrites]:
             watchlists = WatchlistStore(settings.gallery, gallery.store.keys, pack.fingerprint, gallery.store.dim)
             stack.callback(watchlists.close)
             gallery.seal_beside(watchlists)
-        try:
-            trail = open_trail(settings, pack.fingerprint, lambda: gallery.store.version, create_keys=True)
-        except AuditUnavailable as exc:
-            raise AuditUnavailable(f"{exc}: a gateway serves this gallery; make the change through it with "
-                                   "--target HOST:PORT (and an admin certificate)") from None
-        stack.callback(trail.close)
+        trail = stack.enter_context(_offline_trail(settings, pack.fingerprint, lambda: gallery.store.version,
+                                                   "with --target HOST:PORT (and an admin certificate)"))
         gallery.audit_to(trail)
         gallery.load_index()
         yield gallery
@@ -58,12 +69,8 @@ def offline_service(settings: Settings) -> Iterator[GatewayService]:
     with contextlib.ExitStack() as stack:
         service = GatewayService.open(settings, load_engine(settings), serving=False)
         stack.callback(service.close)
-        try:
-            trail = open_trail(settings, service.engine.pack.fingerprint, lambda: service.gallery_version,
-                               create_keys=True)
-        except AuditUnavailable as exc:
-            raise AuditUnavailable(f"{exc}: a gateway serves this gallery; make the change through it") from None
-        stack.callback(trail.close)
+        trail = stack.enter_context(_offline_trail(settings, service.engine.pack.fingerprint,
+                                                   lambda: service.gallery_version, "over gRPC"))
         service.audit_to(trail)
         yield service
 

@@ -294,12 +294,16 @@ class GatewayService:
                 [detections[number]] = detector.detect_many([crops[position]])
         return detections
 
-    def _templates(self, *faces: FaceInput, deadline: float | None = None) -> list[np.ndarray]:
-        """Crop and gate every face, then embed them together; the first failure is raised as its Problem."""
+    def _gated_crops(self, *faces: FaceInput, deadline: float | None = None) -> list[np.ndarray]:
+        """Every face cropped and gated; the first failure is raised as its Problem."""
         crops = self._crops(faces, deadline=deadline)
         if problems := [crop for crop in crops if isinstance(crop, Problem)]:
             raise Problem(problems[0].reason, problems[0].detail)  # a new one: this frame holds the first
-        return self._embed(crops, deadline)
+        return crops
+
+    def _templates(self, *faces: FaceInput, deadline: float | None = None) -> list[np.ndarray]:
+        """Crop and gate every face, then embed them together."""
+        return self._embed(self._gated_crops(*faces, deadline=deadline), deadline)
 
     def _enrolled_template(self, nik: str) -> np.ndarray:
         try:
@@ -318,9 +322,7 @@ class GatewayService:
         try:
             if top_k > self._max_top_k:
                 raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
-            [crop] = self._crops([face], deadline=deadline)
-            if isinstance(crop, Problem):
-                raise Problem(crop.reason, crop.detail)
+            [crop] = self._gated_crops(face, deadline=deadline)  # kept: an alert's evidence
             [template] = self._embed([crop], deadline)
             try:
                 [(candidates, hits)] = self._through(self._searcher, [(template, top_k or self._default_top_k)],

@@ -40,10 +40,23 @@ CREATE TABLE IF NOT EXISTS templates (
 """
 
 
-def _create_tables(db: sqlite3.Connection) -> None:
-    for statement in TABLES.split(";"):
+def create_tables(db: sqlite3.Connection, script: str = TABLES) -> None:
+    """Each statement of `script` inside the caller's transaction (executescript would commit it)."""
+    for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
+
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (schema changes included: SQLite's DDL is transactional); all or nothing."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class GalleryRefused(Exception):
@@ -99,7 +112,7 @@ def _now() -> str:
 def _migrate_1_to_2(db: sqlite3.Connection, keys: KeyRing) -> None:
     """v1 kept templates and attributes in plaintext columns: seal them, and add the photo hash column."""
     db.execute("ALTER TABLE templates RENAME TO templates_v1")
-    _create_tables(db)
+    create_tables(db)
     rows = db.execute("SELECT nik, template, model_sha256, enrolled_at, previous_enrolled_at, attributes "
                       "FROM templates_v1").fetchall()
     for nik, template, model, enrolled_at, previous, attributes in rows:
@@ -200,19 +213,14 @@ class TemplateStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        """One write transaction (schema changes included: SQLite's DDL is transactional); all or nothing."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        """A write transaction whose commit reads the store's version into memory."""
+        with write_transaction(self._db):
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         self._version = self._read_version()
 
     def _open_schema(self, fingerprint: str, name: str) -> None:
         """Create a new gallery for this model, or check and migrate an existing one."""
-        _create_tables(self._db)
+        create_tables(self._db)
         meta = dict(self._db.execute("SELECT key, value FROM gallery_meta").fetchall())
         if not meta:
             self._db.executemany("INSERT INTO gallery_meta VALUES (?, ?)", [

@@ -191,16 +191,15 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
             threshold=result.threshold, alerts=[(h.watchlist, h.entry_id, h.score, h.alert_id) for h in result.alerts]),
             request_id=response.request_id, camera_id=request.camera_id, started=started)
-        now = utc_now()
         if self._decisions.watched:
             self._decisions.publish(recognition_pb2.DecisionEvent(
-                time=now, camera_id=response.camera_id, track_id=response.track_id,
+                time=utc_now(), camera_id=response.camera_id, track_id=response.track_id,
                 request_id=response.request_id, decision=response.decision, candidates=response.candidates,
                 threshold=response.threshold))
-        for hit in response.watchlist_hits:
+        for raised, hit in zip(result.alerts, response.watchlist_hits, strict=True):  # stamped as stored and sent
             self._alerts.publish(watchlists_pb2.Alert(
-                alert_id=hit.alert_id, time=now, camera_id=response.camera_id, track_id=response.track_id,
-                request_id=response.request_id, hit=hit, evidence=result.evidence))
+                alert_id=hit.alert_id, time=rfc3339(raised.raised_at), camera_id=response.camera_id,
+                track_id=response.track_id, request_id=response.request_id, hit=hit, evidence=result.evidence))
         return result, response
 
     def Identify(self, request, context):

@@ -177,8 +177,7 @@ class WatchlistDesk:
 
     def add_entry(self, watchlist: str, label: str, case_reference: str, templates: np.ndarray, caller: Caller, *,
                   expires: str = "", started: float | None = None) -> Entry:
-        """Store the entry and its templates, then match them."""
-        self.store.watchlist(watchlist)
+        """Store the entry and its templates (the store refuses an unknown list), then match them."""
         entry = Entry(new_entry_id(), watchlist, _text("label", label, True), _text("case_reference", case_reference),
                       parse_expiry(expires, "expires", time.time()), np.asarray(templates, np.float32))
         with self._lock:
@@ -218,7 +217,7 @@ class WatchlistDesk:
                 "priority": PRIORITIES.get(hit.priority, "NORMAL")}).encode()
             self.store.add_alert(alert, now + self._retention_s, [(endpoint, body) for endpoint in self._endpoints])
             ALERTS.labels(hit.watchlist).inc()
-            raised.append(dataclasses.replace(hit, alert_id=alert.alert_id))
+            raised.append(dataclasses.replace(hit, alert_id=alert.alert_id, raised_at=now))
         if self._sender is not None:
             self._sender.notify()
         return raised, evidence

@@ -26,7 +26,8 @@ class Hit:
     score: float
     threshold: float
     priority: int
-    alert_id: str = ""
+    alert_id: str = ""  # and when it was raised: set once the hit has raised its alert
+    raised_at: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +85,6 @@ class WatchlistIndex:
         live = [entry for entry, expires in zip(rows.entries, rows.expires, strict=True)
                 if entry.watchlist == watchlist and expires > now]
         return len(live), sum(len(entry.templates) for entry in live)
-
-    @property
-    def templates(self) -> int:
-        return len(self._rows.templates)
 
     def search(self, queries: np.ndarray, now: float | None = None) -> list[list[Hit]]:
         """Per query, the entries at or above their list's threshold, best first, at most MAX_HITS; an entry or

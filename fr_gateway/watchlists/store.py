@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from cryptography.exceptions import InvalidTag
 
+from fr_gateway.gallery.store import create_tables, write_transaction
 from fr_gateway.security.keys import KeyRing, KeyRingError, private_file
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,16 @@ class ListCounts:
     dismissed: int = 0
 
 
+def template_context(entry_id: str, number: int, model: str) -> str:
+    """What an entry's template is sealed bound to (SEALED below says the same in SQL)."""
+    return f"{entry_id}/{number}/{model}"
+
+
+def delivery_context(alert_id: str, endpoint: str) -> str:
+    """What a webhook body is sealed bound to (SEALED below says the same in SQL)."""
+    return f"{alert_id}>{endpoint}"
+
+
 def new_entry_id() -> str:
     """'W' and 15 hexadecimal digits: not a NIK, so an entry is never taken for a KTP-el record."""
     return "W" + secrets.token_hex(8)[:15].upper()
@@ -191,20 +202,11 @@ class WatchlistStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        with self._transaction():
-            for statement in TABLES.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+        with self._transaction() as db:
+            create_tables(db, TABLES)
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._db)
 
     def _seal(self, plaintext: bytes, context: str) -> tuple[str, bytes]:
         return self.keys.seal(plaintext, context.encode())
@@ -241,8 +243,8 @@ class WatchlistStore:
             db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (entry.entry_id, entry.watchlist, sealed, kid, entry.expires_at, time.time(), created_by))
             for number, template in enumerate(entry.templates):
-                context = f"{entry.entry_id}/{number}/{self.model_fingerprint}"
-                kid, sealed = self._seal(np.asarray(template, np.float32).tobytes(), context)
+                kid, sealed = self._seal(np.asarray(template, np.float32).tobytes(),
+                                         template_context(entry.entry_id, number, self.model_fingerprint))
                 db.execute("INSERT INTO entry_templates VALUES (?, ?, ?, ?, ?)",
                            (entry.entry_id, number, sealed, kid, self.model_fingerprint))
 
@@ -263,8 +265,8 @@ class WatchlistStore:
         for entry_id, watchlist, sealed, kid, expires_at in people:
             try:
                 person = json.loads(self._open(kid, sealed, entry_id))
-                opened = [np.frombuffer(self._open(k, s, f"{entry_id}/{n}/{self.model_fingerprint}"), np.float32)
-                          for n, s, k in templates.get(entry_id, [])]
+                opened = [np.frombuffer(self._open(k, s, template_context(entry_id, n, self.model_fingerprint)),
+                                        np.float32) for n, s, k in templates.get(entry_id, [])]
             except (InvalidTag, KeyRingError) as exc:
                 log.error("watchlist entry %s does not open (%s); it is left out of searches", entry_id,
                           exc or "it does not authenticate")
@@ -276,14 +278,14 @@ class WatchlistStore:
     # alerts
     def add_alert(self, alert: AlertRecord, evidence_until: float, deliveries: Sequence[tuple[str, bytes]]) -> None:
         """The alert, its sealed evidence and its webhook deliveries, in one transaction."""
-        kid, evidence = self._seal(alert.evidence or b"", alert.alert_id)
+        kid, evidence = self._seal(alert.evidence, alert.alert_id) if alert.evidence else (self.keys.active, None)
         with self._lock, self._transaction() as db:
             db.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
                        (alert.alert_id, alert.time, alert.watchlist, alert.entry_id, alert.camera_id,
-                        alert.track_id, alert.request_id, alert.score, alert.threshold,
-                        evidence if alert.evidence else None, kid, evidence_until))
+                        alert.track_id, alert.request_id, alert.score, alert.threshold, evidence, kid,
+                        evidence_until))
             for endpoint, body in deliveries:
-                body_kid, sealed = self._seal(body, f"{alert.alert_id}>{endpoint}")
+                body_kid, sealed = self._seal(body, delivery_context(alert.alert_id, endpoint))
                 db.execute("INSERT INTO outbox (alert_id, endpoint, body, key_id, due) VALUES (?, ?, ?, ?, ?)",
                            (alert.alert_id, endpoint, sealed, body_kid, alert.time))
 
@@ -324,7 +326,8 @@ class WatchlistStore:
             rows = self._db.execute(
                 "SELECT delivery, alert_id, endpoint, body, key_id, attempts FROM outbox "
                 "WHERE delivered_at IS NULL AND due <= ? ORDER BY due LIMIT ?", (now, limit)).fetchall()
-        return [Delivery(delivery, alert_id, endpoint, self._open(kid, body, f"{alert_id}>{endpoint}"), attempts)
+        return [Delivery(delivery, alert_id, endpoint, self._open(kid, body, delivery_context(alert_id, endpoint)),
+                         attempts)
                 for delivery, alert_id, endpoint, body, kid, attempts in rows]
 
     def delivered(self, delivery: int, now: float) -> None:
@@ -347,7 +350,7 @@ class WatchlistStore:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
 
-    # every sealed column, with the id its record is bound to
+    # every sealed column, with the id its record is bound to (as template_context and delivery_context make it)
     SEALED = (("entries", "sealed", "key_id", "entry_id", "entry_id"),
               ("entry_templates", "sealed", "key_id", "entry_id || '/' || number || '/' || model_sha256",
                "rowid"),
