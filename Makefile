@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 # GPU=1 installs onnxruntime-gpu in place of the CPU runtime (only one may be installed).
 GPU    ?=
 
-.PHONY: install demo test lint proto serve eval bench-search bench-enrol bench-audit bench-realtime bench-alerts clean
+.PHONY: install demo console-demo test lint proto serve eval bench-search bench-enrol bench-audit bench-realtime \
+	bench-alerts bench-console clean
 
 install: $(STAMP)
 
@@ -28,7 +29,20 @@ comma := ,
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
+# The demo with the Command Center console left running until Ctrl-C; it prints the address and a sign-in.
+console-demo: $(STAMP)
+	$(BIN)/python scripts/demo.py --console
+
+# The console's browser tests drive Debian's chromium through its chromium-driver; installed here when missing
+# (as root, as CI runs), since nothing installed by hand survives a fresh machine.
+BROWSER_DRIVER := /usr/bin/chromedriver
+$(BROWSER_DRIVER):
+	@if [ "$$(id -u)" -ne 0 ]; then echo "the console's browser tests need Debian's chromium and chromium-driver:" \
+		"run 'sudo apt-get install chromium chromium-driver', or make test as root"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+test: $(STAMP) $(BROWSER_DRIVER)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
@@ -53,6 +67,11 @@ bench-realtime: $(STAMP)
 
 bench-alerts: $(STAMP)
 	$(BIN)/python benchmarks/alerts.py
+
+# The console's browser tests, recording the alert-to-screen time (benchmarks/console.*) and the README's
+# screenshots (docs/console-*.png)
+bench-console: $(STAMP) $(BROWSER_DRIVER)
+	FRG_CONSOLE_RECORD=1 $(BIN)/python -m pytest -q tests/test_console.py
 
 # Accuracy over gRPC on the sample faces (data/faces), the default model beside its INT8 variant (about 8 minutes;
 # the INT8 model is quantised first when missing, its figures kept beside it rather than in benchmarks/int8.*)

@@ -401,6 +401,61 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs_server(args: argparse.Namespace) -> int:
+    from fr_gateway.security.certs import Authority
+
+    hosts = args.host or ["localhost", "127.0.0.1"]
+    issued = Authority.load(Path(args.dir)).issue_server(Path(args.dir), hosts, days=args.days, stem=args.name)
+    print(f"server: {issued} for {', '.join(hosts)}")
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from fr_gateway.console.gateways import ClientFiles
+    from fr_gateway.console.server import ConsoleConfig, serve
+
+    if not (args.https_cert and args.https_key):
+        raise ValueError("the console serves HTTPS only: give --https-cert and --https-key (`fr-gateway certs server "
+                         "console --dir CA_FOLDER --host NAME` issues them)")
+    client = TlsFiles.from_flags(args.cert, args.key, args.ca)
+    if client is not None and client.principal().role not in ("operator", "admin"):
+        raise CertificateError(f"{args.cert} is a {client.principal().role} certificate: the console needs an "
+                               "operator's (`fr-gateway certs issue --client operator:console-1`)")
+    logging.getLogger("fr_gateway.console").setLevel(logging.INFO)
+    files = ClientFiles(Path(args.cert), Path(args.key), Path(args.ca)) if client else None
+    serve(ConsoleConfig(tuple(args.gateway or ["127.0.0.1:50051"]), files, args.listen, Path(args.https_cert),
+                        Path(args.https_key), Path(args.users)), args.port_file)
+    return 0
+
+
+def cmd_console_users(args: argparse.Namespace) -> int:
+    import getpass
+
+    from fr_gateway.console.users import UserStore
+
+    users = UserStore(args.users)
+    try:
+        if args.action == "add":
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = getpass.getpass(f"password for {args.name}: ")
+                if getpass.getpass("again: ") != password:
+                    raise ValueError("the two passwords differ")
+            user = users.add(args.name, args.role, password, replace=args.replace)
+            print(f"{user.name}: {user.role} in {args.users}")
+        elif args.action == "remove":
+            if not users.remove(args.name):
+                raise ValueError(f"no user {args.name} in {args.users}")
+            print(f"{args.name} removed; their sessions end when the console restarts or they sit idle")
+        else:
+            for user in users.users():
+                print(f"{user.name}\t{user.role}")
+    finally:
+        users.close()
+    return 0
+
+
 def cmd_audit_keys(args: argparse.Namespace) -> int:
     from fr_gateway.audit.keys import SIGNING_KEY, issue
 
@@ -634,6 +689,42 @@ def _add_certs(sub: argparse._SubParsersAction) -> None:
     issue.add_argument("--days", type=int, default=365, help="validity (default %(default)s days)")
     issue.add_argument("--force", action="store_true", help="replace a certificate and key that already exist")
     issue.set_defaults(run=cmd_certs_issue)
+    server = certs.add_parser("server", help="a server certificate signed by an existing CA (the console's HTTPS)")
+    server.add_argument("name", help="its file name: NAME.pem and NAME.key in --dir")
+    server.add_argument("--dir", default="certs", help="the CA's folder, where the certificate is written too")
+    server.add_argument("--host", action="append", default=None, help="server name or IP (repeat; default "
+                                                                       "localhost and 127.0.0.1)")
+    server.add_argument("--days", type=int, default=365, help="validity (default %(default)s days)")
+    server.set_defaults(run=cmd_certs_server)
+
+
+def _add_console(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
+    console = sub.add_parser("console", parents=[parents["tls"]],
+                             help="the Command Center web console (HTTPS), a client of one or more gateways")
+    console.add_argument("--gateway", action="append", default=[], metavar="HOST:PORT",
+                         help="a gateway to follow (repeat for several; default 127.0.0.1:50051)")
+    console.add_argument("--listen", default="127.0.0.1:8443", help="HTTPS HOST:PORT (default %(default)s)")
+    console.add_argument("--https-cert", help="the console's HTTPS certificate (`fr-gateway certs server console`)")
+    console.add_argument("--https-key", help="its private key")
+    console.add_argument("--port-file", type=Path, help="write the bound HTTPS port here once serving")
+    users_file = "console-users.sqlite3"
+    console.add_argument("--users", default=users_file, help="the console's accounts (default %(default)s)")
+    console.set_defaults(run=cmd_console)
+    actions = console.add_subparsers(dest="console_command")
+    users = actions.add_parser("users", help="the console's accounts").add_subparsers(dest="action", required=True)
+    add = users.add_parser("add", help="add an account (its password asked for twice)")
+    add.add_argument("name", help="1-64 letters, digits, '.', '_', '@' or '-'")
+    add.add_argument("--role", required=True, choices=("operator", "supervisor"),
+                     help="operator: live view and adjudication; supervisor: also analytics and the audit summary")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of "
+                                                                   "standard input (for scripts)")
+    add.add_argument("--replace", action="store_true", help="set a new role and password for an existing account")
+    remove = users.add_parser("remove", help="remove an account")
+    remove.add_argument("name", help="the account")
+    listing = users.add_parser("list", help="every account and its role")
+    for command in (add, remove, listing):
+        command.add_argument("--users", default=users_file, help="the console's accounts (default %(default)s)")
+        command.set_defaults(run=cmd_console_users)
 
 
 def _add_audit(sub: argparse._SubParsersAction, parents: dict[str, Parser]) -> None:
@@ -720,6 +811,7 @@ def build_parser() -> Parser:
     _add_watchlists(sub, parents)
     _add_certs(sub)
     _add_audit(sub, parents)
+    _add_console(sub, parents)
     return parser
 
 

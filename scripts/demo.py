@@ -12,14 +12,21 @@
 5. scores the decisions against the known truth: correct MATCHes and correct NO_MATCHes, and alerts for the
    listed person only;
 6. as the auditor: verifies the audit log and exports the camera's records (`fr-gateway audit`).
+
+With --console (`make console-demo`) the Command Center console (`fr-gateway console`) follows the gateway from
+the start, with a demo account; after the scoring the camera replays its video every REPLAY_PAUSE_S seconds so
+the camera wall stays live, until Ctrl-C, then the auditor's step runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +59,10 @@ CAMERA_ID = "IKN-GATE-01"
 WANTED = ("orl", "s31")  # not enrolled; on the demo's watchlist from photos the video does not show
 WANTED_PHOTOS = slice(5, 8)
 CERTS, AUDITOR_KEYS, AUDIT_LOG = OUT / "certs", OUT / "auditor-keys", OUT / "audit"
+CONSOLE_CLIENT = "console-1"
+CONSOLE_PORT = 8443
+DEMO_USERS = (("supervisor", "supervisor"), ("operator", "operator"))  # (name, role)
+REPLAY_PAUSE_S = 20
 
 
 def photos(set_name: str, person: str) -> list[Path]:
@@ -113,18 +124,73 @@ def camera_tls_flags() -> list[str]:
     return ["--cert", f"{stem}.pem", "--key", f"{stem}.key", "--ca", str(CERTS / "ca.pem")]
 
 
-def wait_serving(port_file: Path, server: subprocess.Popen, timeout: float = 120.0) -> int:
+def wait_port_file(port_file: Path, process: subprocess.Popen, what: str, timeout: float = 120.0) -> int:
     deadline = time.monotonic() + timeout
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if process.poll() is not None:
+            raise SystemExit(f"the {what} exited with status {process.returncode} (its log above says why)")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the {what} did not start in time")
+        time.sleep(0.2)
+    return int(port_file.read_text())
+
+
+def start_console(gateway_port: int) -> tuple[subprocess.Popen, str, str]:
+    """The console following the gateway, on port 8443 when free; returns it, its address and the password of
+    the demo accounts."""
+    password = secrets.token_urlsafe(12)
+    users = OUT / "console-users.sqlite3"
+    for name, role in DEMO_USERS:
+        added = subprocess.run([sys.executable, "-m", "fr_gateway.cli", "console", "users", "add", name, "--role",
+                                role, "--password-stdin", "--users", str(users)], input=password + "\n", text=True)
+        if added.returncode != 0:
+            raise SystemExit("could not create the demo's console accounts")
+    with socket.socket() as probe:
+        listen = f"127.0.0.1:{CONSOLE_PORT if probe.connect_ex(('127.0.0.1', CONSOLE_PORT)) else 0}"
+    port_file = OUT / "console-port"
+    console = fr_gateway("console", "--gateway", f"127.0.0.1:{gateway_port}", "--listen", listen, "--port-file",
+                         str(port_file), "--users", str(users), "--https-cert", str(CERTS / "console.pem"),
+                         "--https-key", str(CERTS / "console.key"), "--cert",
+                         str(CERTS / f"operator-{CONSOLE_CLIENT}.pem"), "--key",
+                         str(CERTS / f"operator-{CONSOLE_CLIENT}.key"), "--ca", str(CERTS / "ca.pem"))
+    return console, f"https://127.0.0.1:{wait_port_file(port_file, console, 'console')}/", password
+
+
+def show_console(url: str, password: str) -> None:
+    print(f"\n== the Command Center console: {url}\n   sign in as 'supervisor' (live view and analytics) or "
+          f"'operator' (live view), password {password}\n   the browser warns about the certificate: it comes "
+          f"from the demo's private CA ({(CERTS / 'ca.pem').relative_to(ROOT)}); accept it, or import that CA",
+          flush=True)
+
+
+def replay(port: int, video: Path) -> None:
+    """Stream the video again and again, so the console's camera wall stays live, until Ctrl-C."""
+    print(f"== replaying the camera video every {REPLAY_PAUSE_S} s; Ctrl-C stops the demo", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a service manager's stop ends it as Ctrl-C does
+    camera = None
+    try:
+        while True:
+            camera = fr_gateway("camera", "--source", str(video), "--camera-id", CAMERA_ID, *camera_tls_flags(),
+                                "--target", f"127.0.0.1:{port}", stdout=subprocess.DEVNULL)
+            camera.wait()
+            time.sleep(REPLAY_PAUSE_S)
+    except KeyboardInterrupt:
+        print("\n== stopping", flush=True)
+    finally:
+        if camera and camera.poll() is None:
+            camera.send_signal(signal.SIGINT)
+            camera.wait(timeout=30)
+
+
+def wait_serving(port_file: Path, server: subprocess.Popen, timeout: float = 120.0) -> int:
+    port = wait_port_file(port_file, server, "gateway", timeout)
+    deadline = time.monotonic() + timeout
+    tls = TlsFiles.for_client(CERTS, Principal("camera", CAMERA_ID))
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the gateway exited with status {server.returncode} (its log above says why)")
-        if port_file.exists() and port_file.read_text().strip():
-            port = int(port_file.read_text())
-            tls = TlsFiles.for_client(CERTS, Principal("camera", CAMERA_ID))
-            with open_channel(f"127.0.0.1:{port}", tls) as channel:
-                status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
-            if status.status == health_pb2.HealthCheckResponse.SERVING:
-                return port
+        with open_channel(f"127.0.0.1:{port}", tls) as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        if status.status == health_pb2.HealthCheckResponse.SERVING:
+            return port
         time.sleep(0.2)
     raise SystemExit("the gateway did not start in time")
 
@@ -177,6 +243,9 @@ def audit_report() -> int:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="the main job end to end (make demo)")
+    parser.add_argument("--console", action="store_true", help="with the Command Center console, until Ctrl-C")
+    args = parser.parse_args()
     if not DATA.is_dir():
         print(f"labelled faces not found at {DATA}: they ship in the checkout (data/faces); FRG_TEST_DATA, "
               "when set, must name a folder laid out the same way", file=sys.stderr)
@@ -185,7 +254,9 @@ def main() -> int:
     OUT.mkdir()
     gallery, port_file, decisions = OUT / "gallery", OUT / "port", OUT / "decisions.jsonl"
     print("== a private CA, the server's and the camera's certificates, and the audit keys", flush=True)
-    if fr_gateway("certs", "init", "--dir", str(CERTS), "--client", f"camera:{CAMERA_ID}").wait() != 0 or \
+    if fr_gateway("certs", "init", "--dir", str(CERTS), "--client", f"camera:{CAMERA_ID}", "--client",
+                  f"operator:{CONSOLE_CLIENT}").wait() != 0 or \
+            fr_gateway("certs", "server", "console", "--dir", str(CERTS)).wait() != 0 or \
             fr_gateway("audit", "keys", "init", "--gateway", str(OUT / "keys" / "audit-gateway"),
                        "--auditor", str(AUDITOR_KEYS)).wait() != 0:
         return 1
@@ -203,16 +274,26 @@ def main() -> int:
           f"{len(truth) * WALK_FRAMES} frames)", flush=True)
     server = fr_gateway("serve", "--certs", str(CERTS), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
                         "--gallery", str(gallery), "--port-file", str(port_file))
+    console = None
     try:
         port = wait_serving(port_file, server)
+        if args.console:
+            console, url, password = start_console(port)
+            show_console(url, password)
         camera = fr_gateway("camera", "--source", str(video), "--camera-id", CAMERA_ID, *camera_tls_flags(),
                             "--target", f"127.0.0.1:{port}", "--jsonl", str(decisions))
         if camera.wait() != 0:
             return 1
+        scored = score(truth, decisions)
+        if console:
+            show_console(url, password)
+            replay(port, video)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    return score(truth, decisions) or audit_report()
+        for process in (console, server):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+    return scored or audit_report()
 
 
 if __name__ == "__main__":

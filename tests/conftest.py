@@ -20,7 +20,14 @@ import pytest
 from fr_gateway.audit.export import Selection, export
 from fr_gateway.audit.keys import AuditorKeys
 from fr_gateway.config import Settings, audit_dir_for, environment, load_settings, local_auditor_keys_for
-from fr_gateway.contract import face_pb2, gallery_pb2, gallery_pb2_grpc, recognition_pb2_grpc
+from fr_gateway.contract import (
+    face_pb2,
+    gallery_pb2,
+    gallery_pb2_grpc,
+    recognition_pb2_grpc,
+    watchlists_pb2,
+    watchlists_pb2_grpc,
+)
 from fr_gateway.evaluation.dataset import sample_faces
 from fr_gateway.faces.engine import FaceEngine, load_engine
 from fr_gateway.gallery.nik import synthetic_nik
@@ -230,3 +237,26 @@ class Site:
                             *args)
         assert result.returncode == 0, result.stderr
         return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def create_site(folder: Path, *clients: Principal) -> Site:
+    """A CA with the gateway's certificate and the clients', and the audit keys: what a site sets up first."""
+    site = Site(folder)
+    flags = [arg for who in clients for arg in ("--client", f"{who.role}:{who.identity}")]
+    assert fr_gateway("certs", "init", "--dir", str(site.certs), *flags).returncode == 0
+    keys = fr_gateway("audit", "keys", "init", "--gateway", str(folder / "keys" / "audit-gateway"),
+                      "--auditor", str(site.auditor_keys))
+    assert keys.returncode == 0, keys.stderr
+    return site
+
+
+def create_list(channel: grpc.Channel, name: str, **choice: object) -> watchlists_pb2.WatchlistInfo:
+    return watchlists_pb2_grpc.WatchlistsStub(channel).CreateWatchlist(watchlists_pb2.CreateWatchlistRequest(
+        name=name, reason="missing person report", owner="Polres Balikpapan", **choice), timeout=30)
+
+
+def add_entry(channel: grpc.Channel, watchlist: str, who: tuple[str, str], expires: str = "",
+              photo_numbers: tuple[int, ...] = (0, 1)) -> watchlists_pb2.AddEntryResponse:
+    return watchlists_pb2_grpc.WatchlistsStub(channel).AddEntry(watchlists_pb2.AddEntryRequest(
+        watchlist=watchlist, label="/".join(who), case_reference="LP/B/123/XI/2026", expires=expires,
+        faces=[loose(photos(*who)[n]) for n in photo_numbers]), timeout=60)

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fr_gateway.audit.trail import OPERATIONS
-from fr_gateway.contract import face_pb2, gallery_pb2, recognition_pb2, watchlists_pb2
+from fr_gateway.contract import command_center_pb2, face_pb2, gallery_pb2, recognition_pb2, watchlists_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +44,11 @@ def test_services_and_methods_are_exactly_the_contract():
         "RemoveEntry": ("RemoveEntryRequest", "RemoveEntryResponse", False, False),
         "Adjudicate": ("AdjudicateRequest", "AdjudicateResponse", False, False),
     }
+    assert methods(command_center_pb2, "CommandCenter") == {
+        "ListCameras": ("ListCamerasRequest", "ListCamerasResponse", False, False),
+        "GetAnalytics": ("GetAnalyticsRequest", "Analytics", False, False),
+        "RecordView": ("RecordViewRequest", "RecordViewResponse", False, False),
+    }
     assert methods(gallery_pb2, "Gallery") == {
         "Enroll": ("EnrollRequest", "EnrollResponse", False, False),
         "EnrollStream": ("EnrollRequest", "EnrollSummary", True, False),
@@ -54,7 +59,8 @@ def test_services_and_methods_are_exactly_the_contract():
 
 def test_every_served_method_has_an_audit_operation():
     served = {method.name for module, service in ((recognition_pb2, "Recognition"), (gallery_pb2, "Gallery"),
-                                                  (watchlists_pb2, "Watchlists"))
+                                                  (watchlists_pb2, "Watchlists"),
+                                                  (command_center_pb2, "CommandCenter"))
               for method in module.DESCRIPTOR.services_by_name[service].methods}
     assert served | {"Check", "Watch", "ServerReflectionInfo", "TLS handshake"} == set(OPERATIONS)
 
@@ -99,3 +105,15 @@ def test_health_and_reflection_are_served(fresh):
     answer = next(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
     names = {s.name for s in answer.list_services_response.service}
     assert {"frgateway.v1.Recognition", "frgateway.v1.Gallery", "grpc.health.v1.Health"} <= names
+
+
+def test_the_console_depends_on_the_contract_only_and_the_gateway_never_imports_it():
+    def loaded(module: str) -> set[str]:
+        found = subprocess.run([sys.executable, "-c", f"import sys, {module}; print(' '.join(sys.modules))"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+        return {name for name in found if name.startswith("fr_gateway")}
+
+    assert not {name for name in loaded("fr_gateway.server.app") if name.startswith("fr_gateway.console")}
+    beyond = {name for name in loaded("fr_gateway.console.server")
+              if not name.startswith(("fr_gateway.console", "fr_gateway.contract"))}
+    assert beyond == {"fr_gateway"}

@@ -27,7 +27,10 @@ from conftest import (
     ENROLLED,
     NOT_ENROLLED,
     Site,
+    add_entry,
     audit_records,
+    create_list,
+    create_site,
     fr_gateway,
     launch,
     loose,
@@ -113,28 +116,6 @@ def receiving(certs: Path, port: int = 0) -> Iterator[Receiver]:
         receiver.close()
 
 
-def create_site(folder: Path) -> Site:
-    site = Site(folder)
-    clients = [arg for who in (INTEGRATOR, CAMERA, OPERATOR) for arg in ("--client", f"{who.role}:{who.identity}")]
-    assert fr_gateway("certs", "init", "--dir", str(site.certs), *clients).returncode == 0
-    keys = fr_gateway("audit", "keys", "init", "--gateway", str(folder / "keys" / "audit-gateway"),
-                      "--auditor", str(site.auditor_keys))
-    assert keys.returncode == 0, keys.stderr
-    return site
-
-
-def create_list(channel: grpc.Channel, name: str, **choice: object) -> watchlists_pb2.WatchlistInfo:
-    return watchlists_pb2_grpc.WatchlistsStub(channel).CreateWatchlist(watchlists_pb2.CreateWatchlistRequest(
-        name=name, reason="missing person report", owner="Polres Balikpapan", **choice), timeout=30)
-
-
-def add_entry(channel: grpc.Channel, watchlist: str, who: tuple[str, str], expires: str = "",
-              photo_numbers: tuple[int, ...] = (0, 1)) -> watchlists_pb2.AddEntryResponse:
-    return watchlists_pb2_grpc.WatchlistsStub(channel).AddEntry(watchlists_pb2.AddEntryRequest(
-        watchlist=watchlist, label="/".join(who), case_reference="LP/B/123/XI/2026", expires=expires,
-        faces=[loose(photos(*who)[n]) for n in photo_numbers]), timeout=60)
-
-
 def identify(channel: grpc.Channel, who: tuple[str, str], photo: int = 2) -> recognition_pb2.IdentifyResponse:
     return recognition_pb2_grpc.RecognitionStub(channel).Identify(
         recognition_pb2.IdentifyRequest(face=loose(photos(*who)[photo])), timeout=30)
@@ -142,7 +123,7 @@ def identify(channel: grpc.Channel, who: tuple[str, str], photo: int = 2) -> rec
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Receiver]]:
-    site = create_site(tmp_path_factory.mktemp("watch"))
+    site = create_site(tmp_path_factory.mktemp("watch"), INTEGRATOR, CAMERA, OPERATOR)
     with receiving(site.certs) as receiver:
         gateway = launch(site.folder, "--certs", str(site.certs), "--gallery", str(site.folder / "g"),
                          webhooks=(receiver.url,), webhook_ca=str(site.certs / "ca.pem"))
@@ -259,7 +240,7 @@ def test_an_expired_entry_stops_alerting(site):
 
 
 def test_an_alert_in_the_outbox_survives_kill_9(tmp_path):
-    site = create_site(tmp_path)
+    site = create_site(tmp_path, INTEGRATOR, CAMERA, OPERATOR)
     port = free_local_port()  # nobody listens yet: the delivery fails and stays in the outbox
     settings = {"webhooks": (f"https://127.0.0.1:{port}/alerts",), "webhook_ca": str(site.certs / "ca.pem")}
     gateway = launch(site.folder, "--certs", str(site.certs), "--gallery", str(site.folder / "g"), **settings)

@@ -20,7 +20,7 @@ from fr_gateway.audit.trail import DECISIONS, OPERATIONS
 from fr_gateway.audit.verify import Report, verify
 
 CSV_COLUMNS = ("seq", "integrity", "log_intact", "time", "operation", "decision", "status", "reason", "caller",
-               "role", "camera_id", "nik", "candidates", "alerts", "threshold", "latency_ms", "model",
+               "role", "on_behalf_of", "camera_id", "nik", "candidates", "alerts", "threshold", "latency_ms", "model",
                "gallery_version", "request_id", "peer", "detail")
 
 

@@ -40,6 +40,9 @@ class Operation(enum.StrEnum):
     ADD_ENTRY = "AddEntry"
     REMOVE_ENTRY = "RemoveEntry"
     ADJUDICATE = "Adjudicate"
+    LIST_CAMERAS = "ListCameras"
+    GET_ANALYTICS = "GetAnalytics"
+    RECORD_VIEW = "RecordView"
     CHECK = "Check"
     WATCH = "Watch"
     SERVER_REFLECTION_INFO = "ServerReflectionInfo"
@@ -53,7 +56,8 @@ OPERATIONS = tuple(operation.value for operation in Operation)
 
 class Verdict(enum.Enum):
     """What a record says happened when it is not a face decision (those are `Decision`'s): a gallery or
-    watchlist change, a key rotation, an operator's decision on an alert, a refused call. Auditors filter on these
+    watchlist change, a key rotation, an operator's decision on an alert, a console user's look at personal data,
+    a refused call. Auditors filter on these
     names."""
 
     ENROLLED = enum.auto()
@@ -65,6 +69,7 @@ class Verdict(enum.Enum):
     CREATED = enum.auto()
     CONFIRMED = enum.auto()
     DISMISSED = enum.auto()
+    VIEWED = enum.auto()
     REFUSED = enum.auto()
 
 
@@ -74,7 +79,7 @@ DECISIONS = (*Decision.__members__, *Verdict.__members__)
 
 # The longest a caller-given text is written into a record or echoed in a status, in characters: NIK and camera
 # id by their rules, the rest by what a legitimate caller needs. A caller can never make a record large.
-FIELD_LIMITS = {"request_id": 128, "camera_id": 64, "nik": 16, "detail": 512}
+FIELD_LIMITS = {"request_id": 128, "camera_id": 64, "nik": 16, "detail": 512, "on_behalf_of": 64}
 
 
 def bounded(text: str, limit: int) -> str:
@@ -84,11 +89,22 @@ def bounded(text: str, limit: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Caller:
-    """Who made a call: the identity and role from the client certificate ("insecure" on a plaintext port)."""
+    """Who made a call: the identity and role from the client certificate ("insecure" on a plaintext port), and
+    the person at a Command Center console the call was made for, when the console names one."""
 
     identity: str
     role: str
     peer: str
+    on_behalf_of: str = ""
+
+    def acting_for(self, person: str) -> Caller:
+        """This caller acting for a console's user, the name cut to what the audit keeps."""
+        return dataclasses.replace(self, on_behalf_of=bounded(person, FIELD_LIMITS["on_behalf_of"]))
+
+    @property
+    def who(self) -> str:
+        """The identity, with the console's user when there is one: "operator/console-1 for alice"."""
+        return f"{self.identity} for {self.on_behalf_of}" if self.on_behalf_of else self.identity
 
     @classmethod
     def local(cls) -> Caller:
@@ -145,6 +161,7 @@ class AuditTrail:
         self.log = log
         self._model = model
         self._gallery_version = gallery_version
+        self._tally: Callable[[str, str], None] | None = None
         self._floods: dict[tuple[str, str], _Flood] = {}
         self._lock = threading.Lock()
 
@@ -155,11 +172,16 @@ class AuditTrail:
         REQUESTS.labels(operation, outcome.decision.name).inc()
         self._write(caller, operation, outcome, request_id, camera_id, started)
 
+    def tally_to(self, tally: Callable[[str, str], None]) -> None:
+        """Count each record written, by operation and decision, for the Command Center's audit summary."""
+        self._tally = tally
+
     def _write(self, caller: Caller, operation: Operation, outcome: Outcome, request_id: str = "", camera_id: str = "",
                started: float | None = None) -> None:
         if self.log is None:
             return
-        given = {"request_id": request_id, "camera_id": camera_id, "nik": outcome.nik, "detail": outcome.detail}
+        given = {"request_id": request_id, "camera_id": camera_id, "nik": outcome.nik, "detail": outcome.detail,
+                 "on_behalf_of": caller.on_behalf_of}
         given = {field: bounded(text, FIELD_LIMITS[field]) for field, text in given.items()}
         event = {
             "time": utc_now(), "caller": caller.identity, "role": caller.role, "peer": caller.peer,
@@ -174,6 +196,8 @@ class AuditTrail:
         }
         with timed("audit"):
             self.log.append(event)
+        if self._tally is not None:
+            self._tally(operation, outcome.decision.name)
 
     def refusal(self, caller: Caller, operation: Operation, status: str, detail: str, camera_id: str = "",
                 started: float | None = None) -> None:

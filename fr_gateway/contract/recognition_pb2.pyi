@@ -65,7 +65,7 @@ class WatchDecisionsRequest(_message.Message):
     def __init__(self, camera_ids: _Optional[_Iterable[str]] = ..., all_decisions: _Optional[bool] = ...) -> None: ...
 
 class DecisionEvent(_message.Message):
-    __slots__ = ("time", "camera_id", "track_id", "request_id", "decision", "candidates", "threshold", "dropped_before")
+    __slots__ = ("time", "camera_id", "track_id", "request_id", "decision", "candidates", "threshold", "dropped_before", "reason", "latency_ms")
     TIME_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,8 @@ class DecisionEvent(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     DROPPED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     time: str
     camera_id: str
     track_id: str
@@ -82,7 +84,9 @@ class DecisionEvent(_message.Message):
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     threshold: float
     dropped_before: int
-    def __init__(self, time: _Optional[str] = ..., camera_id: _Optional[str] = ..., track_id: _Optional[str] = ..., request_id: _Optional[str] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., threshold: _Optional[float] = ..., dropped_before: _Optional[int] = ...) -> None: ...
+    reason: _face_pb2.Reason
+    latency_ms: float
+    def __init__(self, time: _Optional[str] = ..., camera_id: _Optional[str] = ..., track_id: _Optional[str] = ..., request_id: _Optional[str] = ..., decision: _Optional[_Union[_face_pb2.Decision, str]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., threshold: _Optional[float] = ..., dropped_before: _Optional[int] = ..., reason: _Optional[_Union[_face_pb2.Reason, str]] = ..., latency_ms: _Optional[float] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("request_id", "probe", "nik", "reference_face")

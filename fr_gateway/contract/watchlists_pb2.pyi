@@ -145,14 +145,16 @@ class RemoveEntryResponse(_message.Message):
     def __init__(self, removed: _Optional[bool] = ...) -> None: ...
 
 class AdjudicateRequest(_message.Message):
-    __slots__ = ("alert_id", "adjudication", "note")
+    __slots__ = ("alert_id", "adjudication", "note", "on_behalf_of")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     ADJUDICATION_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     alert_id: str
     adjudication: Adjudication
     note: str
-    def __init__(self, alert_id: _Optional[str] = ..., adjudication: _Optional[_Union[Adjudication, str]] = ..., note: _Optional[str] = ...) -> None: ...
+    on_behalf_of: str
+    def __init__(self, alert_id: _Optional[str] = ..., adjudication: _Optional[_Union[Adjudication, str]] = ..., note: _Optional[str] = ..., on_behalf_of: _Optional[str] = ...) -> None: ...
 
 class AdjudicateResponse(_message.Message):
     __slots__ = ("alert_id", "adjudication", "adjudicated_by", "time")

@@ -141,14 +141,14 @@ class Authority:
         )
         return certificate, key
 
-    def issue_server(self, folder: Path, hosts: Iterable[str], days: int = 825) -> Path:
+    def issue_server(self, folder: Path, hosts: Iterable[str], days: int = 825, stem: str = "server") -> Path:
         sans: list[x509.GeneralName] = []
         for host in hosts:
             try:
                 sans.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 sans.append(x509.DNSName(host))
-        return self._save_leaf(folder, "server", *self.issue("fr-gateway server", sans, server=True, days=days))
+        return self._save_leaf(folder, stem, *self.issue(f"fr-gateway {stem}", sans, server=True, days=days))
 
     def issue_client(self, folder: Path, principal: Principal, days: int = 365,
                      not_before: datetime.datetime | None = None, replace: bool = False) -> Path:

@@ -15,10 +15,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from fr_gateway.analytics import Aggregates
 from fr_gateway.audit.keys import AuditKeyError
 from fr_gateway.audit.trail import open_trail
 from fr_gateway.config import Settings
 from fr_gateway.contract import (
+    command_center_pb2,
+    command_center_pb2_grpc,
     gallery_pb2,
     gallery_pb2_grpc,
     recognition_pb2,
@@ -29,10 +32,15 @@ from fr_gateway.contract import (
 from fr_gateway.faces.engine import FaceEngine, load_engine
 from fr_gateway.metrics import RUNTIME
 from fr_gateway.security.certs import TlsFiles
-from fr_gateway.server.decisions import Hub
+from fr_gateway.server.decisions import Cameras, Hub
 from fr_gateway.server.guard import Guard
 from fr_gateway.server.handshakes import HandshakeTap
-from fr_gateway.server.servicers import GalleryServicer, RecognitionServicer, WatchlistsServicer
+from fr_gateway.server.servicers import (
+    CommandCenterServicer,
+    GalleryServicer,
+    RecognitionServicer,
+    WatchlistsServicer,
+)
 from fr_gateway.server.threads import ElasticThreadPool
 from fr_gateway.service import GatewayService
 from fr_gateway.transport import CannotListen, server_credentials
@@ -43,6 +51,7 @@ SERVICE_NAMES = (
     recognition_pb2.DESCRIPTOR.services_by_name["Recognition"].full_name,
     gallery_pb2.DESCRIPTOR.services_by_name["Gallery"].full_name,
     watchlists_pb2.DESCRIPTOR.services_by_name["Watchlists"].full_name,
+    command_center_pb2.DESCRIPTOR.services_by_name["CommandCenter"].full_name,
 )
 
 
@@ -61,10 +70,13 @@ class Gateway:
             self.service.close()
             raise
         self.service.audit_to(self.trail)
+        self.aggregates = Aggregates(settings.gallery)
+        self.trail.tally_to(self.aggregates.record)
         guard = Guard(self.trail, secure=tls is not None, rate=settings.rate_limit, burst=settings.rate_burst,
                       streams_per_client=settings.streams_per_client, ready=lambda: self.service.ready)
         self.decisions: Hub[recognition_pb2.DecisionEvent] = Hub()
         self.alerts: Hub[watchlists_pb2.Alert] = Hub()
+        cameras = Cameras()
         limits = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -80,14 +92,17 @@ class Gateway:
             else:
                 self.port = self._server.add_secure_port(settings.listen, server_credentials(tls))
         except RuntimeError:
+            self.aggregates.close()
             self.trail.close()
             self.service.close()
             raise CannotListen("gRPC", settings.listen, "--listen", "listen") from None
         # the crops of streams, side by side; threads start as the load needs them and end when it is gone
         self._crops = ElasticThreadPool(settings.workers, "crop")
-        recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self.alerts, self._crops,
-                                          settings.stream_window)
+        recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self.alerts, cameras,
+                                          self.aggregates, self._crops, settings.stream_window)
         recognition_pb2_grpc.add_RecognitionServicer_to_server(recognition, self._server)
+        command_center_pb2_grpc.add_CommandCenterServicer_to_server(
+            CommandCenterServicer(self.service, self.trail, cameras, self.aggregates), self._server)
         gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service), self._server)
         watchlists_pb2_grpc.add_WatchlistsServicer_to_server(WatchlistsServicer(self.service), self._server)
         self._health = health.HealthServicer()
@@ -143,6 +158,7 @@ class Gateway:
         self._crops.shutdown()
         self.service.close()
         self.trail.close()
+        self.aggregates.close()
         if self._metrics:
             self._metrics.shutdown()
             self._metrics.server_close()

@@ -18,13 +18,14 @@ from grpc_reflection.v1alpha import reflection
 
 from fr_gateway.audit.log import AuditUnavailable
 from fr_gateway.audit.trail import AuditTrail, Caller, Operation
-from fr_gateway.contract import gallery_pb2, recognition_pb2, watchlists_pb2
+from fr_gateway.contract import command_center_pb2, gallery_pb2, recognition_pb2, watchlists_pb2
 from fr_gateway.metrics import OPEN_STREAMS
 from fr_gateway.security.certs import CertificateError, principal_of
 
 RECOGNITION = recognition_pb2.DESCRIPTOR.services_by_name["Recognition"].full_name
 GALLERY = gallery_pb2.DESCRIPTOR.services_by_name["Gallery"].full_name
 WATCHLISTS = watchlists_pb2.DESCRIPTOR.services_by_name["Watchlists"].full_name
+COMMAND_CENTER = command_center_pb2.DESCRIPTOR.services_by_name["CommandCenter"].full_name
 
 
 def _methods(service: str, *names: str) -> frozenset[str]:
@@ -41,6 +42,7 @@ ALERTS = _methods(RECOGNITION, "WatchAlerts")
 LIST_WATCHLISTS = _methods(WATCHLISTS, "ListWatchlists")
 CHANGE_WATCHLISTS = _methods(WATCHLISTS, "CreateWatchlist", "AddEntry", "RemoveEntry") | LIST_WATCHLISTS
 ADJUDICATE = _methods(WATCHLISTS, "Adjudicate")
+CONSOLE = _methods(COMMAND_CENTER, "ListCameras", "GetAnalytics", "RecordView")
 HEALTH = _methods(health.SERVICE_NAME, "Check", "Watch")
 REFLECTION = _methods(reflection.SERVICE_NAME, "ServerReflectionInfo")
 # What each role may call on the serving port; anything else is PERMISSION_DENIED. Auditors read the log
@@ -50,11 +52,12 @@ ROLE_METHODS: dict[str, frozenset[str]] = {
     "verifier": VERIFY | INFO | HEALTH,
     "integrator": ENROL | CHANGE_WATCHLISTS | INFO | HEALTH | REFLECTION,
     "monitor": WATCH | ALERTS | INFO | HEALTH,
-    # a Command Center operator: watches decisions and alerts, and adjudicates alerts
-    "operator": WATCH | ALERTS | ADJUDICATE | LIST_WATCHLISTS | INFO | HEALTH,
+    # a Command Center operator or console: watches cameras, decisions and alerts, adjudicates alerts, reads the
+    # analytics' counts and records who looked at what
+    "operator": WATCH | ALERTS | ADJUDICATE | LIST_WATCHLISTS | CONSOLE | INFO | HEALTH,
     "auditor": frozenset(),
-    "admin": IDENTIFY | VERIFY | ENROL | KEYS | WATCH | ALERTS | CHANGE_WATCHLISTS | ADJUDICATE | INFO | HEALTH
-    | REFLECTION,
+    "admin": IDENTIFY | VERIFY | ENROL | KEYS | WATCH | ALERTS | CHANGE_WATCHLISTS | ADJUDICATE | CONSOLE | INFO
+    | HEALTH | REFLECTION,
 }
 TLS_VERSION = "TLSv1.3"
 # gRPC's public constructors of a method handler, by the attribute that holds its behaviour

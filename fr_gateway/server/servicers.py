@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import logging
 import queue
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 
 import grpc
 
 from fr_gateway import __version__
+from fr_gateway.analytics import Aggregates, day_text
 from fr_gateway.audit.log import AuditUnavailable, utc_now
-from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Operation, Outcome, bounded
+from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Operation, Outcome, Verdict, bounded
 from fr_gateway.calibration import Threshold
 from fr_gateway.changes import EnrollResult
 from fr_gateway.contract import (
+    command_center_pb2,
+    command_center_pb2_grpc,
     face_pb2,
     gallery_pb2,
     gallery_pb2_grpc,
@@ -35,7 +39,7 @@ from fr_gateway.decision import Decision
 from fr_gateway.faces.crops import CropKind
 from fr_gateway.reasons import UNARY_STATUS_NAMES, Problem, Reason, reason_name, status_name
 from fr_gateway.security.keys import KeyRingError
-from fr_gateway.server.decisions import Hub, alert_filter, decision_filter
+from fr_gateway.server.decisions import Cameras, Hub, alert_filter, decision_filter
 from fr_gateway.server.guard import Guard, Refused, current_caller
 from fr_gateway.service import EnrollRecord, FaceInput, GatewayService, IdentifyResult, VerifyResult
 from fr_gateway.watchlists.desk import ListStatus, Sighting, rfc3339
@@ -116,10 +120,10 @@ def watchlist_info(status: ListStatus) -> watchlists_pb2.WatchlistInfo:
 
 
 def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: Operation, outcome: Outcome,
-            **fields: object) -> None:
-    """Append the decision's audit record."""
+            caller: Caller | None = None, **fields: object) -> None:
+    """Append the decision's audit record, of the current caller unless another is given."""
     with audit_or_unavailable(context):
-        trail.record(current_caller(), operation, outcome, **fields)
+        trail.record(caller or current_caller(), operation, outcome, **fields)
 
 
 def _events(hub: Hub, wants, context: grpc.ServicerContext) -> Iterator:
@@ -135,13 +139,15 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
     """`pool` runs the crops of streams side by side, up to `stream_window` crops of one stream at a time."""
 
     def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard,
-                 decisions: Hub[recognition_pb2.DecisionEvent], alerts: Hub[watchlists_pb2.Alert], pool: Executor,
-                 stream_window: int) -> None:
+                 decisions: Hub[recognition_pb2.DecisionEvent], alerts: Hub[watchlists_pb2.Alert], cameras: Cameras,
+                 aggregates: Aggregates, pool: Executor, stream_window: int) -> None:
         self._service = service
         self._trail = trail
         self._guard = guard
         self._decisions = decisions
         self._alerts = alerts
+        self._cameras = cameras
+        self._aggregates = aggregates
         self._pool = pool
         self._window = max(1, stream_window)
 
@@ -191,11 +197,14 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
             threshold=result.threshold, alerts=[(h.watchlist, h.entry_id, h.score, h.alert_id) for h in result.alerts]),
             request_id=response.request_id, camera_id=request.camera_id, started=started)
+        self._cameras.face(request.camera_id)
+        self._aggregates.face(request.camera_id, request.track_id, result.decision.name, reason_name(result.reason))
         if self._decisions.watched:
             self._decisions.publish(recognition_pb2.DecisionEvent(
                 time=utc_now(), camera_id=response.camera_id, track_id=response.track_id,
                 request_id=response.request_id, decision=response.decision, candidates=response.candidates,
-                threshold=response.threshold))
+                threshold=response.threshold, reason=response.reason,
+                latency_ms=(time.perf_counter() - started) * 1000))
         for raised, hit in zip(result.alerts, response.watchlist_hits, strict=True):  # stamped as stored and sent
             self._alerts.publish(watchlists_pb2.Alert(
                 alert_id=hit.alert_id, time=rfc3339(raised.raised_at), camera_id=response.camera_id,
@@ -208,6 +217,13 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         return response
 
     def IdentifyStream(self, request_iterator, context) -> Iterator[recognition_pb2.IdentifyResponse]:
+        """The camera counts as streaming, for the camera wall, until the call ends."""
+        with self._cameras.streaming() as camera_named:
+            yield from self._stream_answers(request_iterator, context, camera_named)
+
+    def _stream_answers(self, request_iterator: Iterator[recognition_pb2.IdentifyRequest],
+                        context: grpc.ServicerContext,
+                        camera_named: Callable[[str], None]) -> Iterator[recognition_pb2.IdentifyResponse]:
         """Up to `stream_window` crops of one stream are identified side by side, so a camera's burst of faces
         reaches the recogniser as one batch; answers leave in the order the crops came. While the window is
         full nothing more is read, and gRPC flow control holds the camera back."""
@@ -215,10 +231,12 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         window = threading.Semaphore(self._window)
         ended = threading.Event()
         caller_context = contextvars.copy_context()  # the guard's current caller, for the pool's threads
+        caller = current_caller()
 
         def read() -> None:
             try:
                 for request in request_iterator:
+                    camera_named(request.camera_id or (caller.name if caller.role == "camera" else ""))
                     window.acquire()
                     if ended.is_set():
                         return
@@ -410,8 +428,73 @@ class WatchlistsServicer(watchlists_pb2_grpc.WatchlistsServicer):
     def Adjudicate(self, request, context):
         started = time.perf_counter()
         with self._refusals(context, Operation.ADJUDICATE, started):
+            caller = current_caller().acting_for(request.on_behalf_of)
             alert = self._service.watchlists.adjudicate(
-                request.alert_id, watchlists_pb2.Adjudication.Name(request.adjudication), request.note,
-                current_caller(), started)
+                request.alert_id, watchlists_pb2.Adjudication.Name(request.adjudication), request.note, caller,
+                started)
         return watchlists_pb2.AdjudicateResponse(alert_id=alert.alert_id, adjudication=request.adjudication,
-                                                 adjudicated_by=current_caller().identity, time=utc_now())
+                                                 adjudicated_by=caller.who, time=utc_now())
+
+
+ANALYTICS_DAYS = 7  # the period GetAnalytics answers when none is asked for
+ANALYTICS_MAX_DAYS = 92
+VIEW_NAME_LIMIT = 64
+
+
+def analytics_period(request: command_center_pb2.GetAnalyticsRequest) -> tuple[float, float]:
+    """The period asked for as Unix times; ValueError names what is wrong with it."""
+    def moment(text: str, flag: str) -> float:
+        try:
+            parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{flag} {bounded(text, 40)!r} is not an RFC 3339 time") from None
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)).timestamp()
+
+    until = moment(request.until, "until") if request.until else time.time()
+    since = moment(request.since, "since") if request.since else until - ANALYTICS_DAYS * 86400
+    if not 0 <= until - since <= ANALYTICS_MAX_DAYS * 86400:
+        raise ValueError(f"since must come before until, at most {ANALYTICS_MAX_DAYS} days before it")
+    return since, until
+
+
+class CommandCenterServicer(command_center_pb2_grpc.CommandCenterServicer):
+    """What a console shows beside the live events: the camera wall, counts for analytics, and the audit record
+    of each look at personal data."""
+
+    def __init__(self, service: GatewayService, trail: AuditTrail, cameras: Cameras, aggregates: Aggregates) -> None:
+        self._service = service
+        self._trail = trail
+        self._cameras = cameras
+        self._aggregates = aggregates
+
+    def ListCameras(self, request, context):
+        return command_center_pb2.ListCamerasResponse(cameras=[
+            command_center_pb2.CameraStatus(camera_id=camera_id, online=online, open_streams=seen.open_streams,
+                                            last_seen=rfc3339(seen.last_seen or None), faces=seen.faces)
+            for camera_id, seen, online in self._cameras.statuses()])
+
+    def GetAnalytics(self, request, context):
+        try:
+            since, until = analytics_period(request)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        analytics = command_center_pb2.Analytics(since=rfc3339(since), until=rfc3339(until))
+        for hour in self._aggregates.camera_hours(since, until):
+            analytics.hours.add(camera_id=hour.camera_id, hour=rfc3339(hour.hour), reasons=hour.reasons,
+                                **hour.counts)
+        for watchlist, day, alerts, confirmed, dismissed in self._service.watchlists.store.alert_days(since, until):
+            analytics.watchlist_days.add(watchlist=watchlist, day=day_text(day), alerts=alerts,
+                                         confirmed=confirmed or 0, dismissed=dismissed or 0)
+        for day in self._aggregates.audit_days(since, until):
+            analytics.audit_days.add(day=day_text(day.day), operation=day.operation, decision=day.decision,
+                                     records=day.records)
+        return analytics
+
+    def RecordView(self, request, context):
+        started = time.perf_counter()
+        if not request.on_behalf_of or not request.view:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "on_behalf_of and view name who looked at what")
+        audited(self._trail, context, Operation.RECORD_VIEW, Outcome(
+            Verdict.VIEWED, detail=f"view {bounded(request.view, VIEW_NAME_LIMIT)}"),
+            started=started, caller=current_caller().acting_for(request.on_behalf_of))
+        return command_center_pb2.RecordViewResponse()

@@ -230,7 +230,7 @@ class WatchlistDesk:
         alert = self.store.alert(alert_id[:32])
         if alert is None:
             raise UnknownAlert(f"no alert {alert_id[:32]!r}")
-        if not self.store.adjudicate(alert.alert_id, adjudication, caller.identity):
+        if not self.store.adjudicate(alert.alert_id, adjudication, caller.who):
             raise AlreadyAdjudicated(f"alert {alert.alert_id} was adjudicated already")
         self._audit(Operation.ADJUDICATE, caller, ADJUDICATIONS[adjudication],
                     f"alert {alert.alert_id} (watchlist {alert.watchlist} entry {alert.entry_id}, camera "

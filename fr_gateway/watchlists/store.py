@@ -314,6 +314,15 @@ class WatchlistStore:
                 "FROM alerts GROUP BY watchlist").fetchall()
         return {name: ListCounts(total, confirmed or 0, dismissed or 0) for name, total, confirmed, dismissed in rows}
 
+    def alert_days(self, since: float, until: float) -> list[tuple[str, int, int, int, int]]:
+        """(watchlist, day's start, alerts, confirmed, dismissed) for each list and UTC day with alerts."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT watchlist, CAST(time / 86400 AS INTEGER) * 86400 AS day, COUNT(*), "
+                "SUM(adjudication = 'CONFIRMED'), SUM(adjudication = 'DISMISSED') FROM alerts "
+                "WHERE time >= ? AND time < ? GROUP BY watchlist, day ORDER BY day, watchlist",
+                (since, until)).fetchall()
+
     def erase_old_evidence(self, now: float) -> int:
         """Erase every alert crop whose retention has ended; the alert itself (who, where, score) stays."""
         with self._lock, self._transaction() as db:
