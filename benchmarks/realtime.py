@@ -22,8 +22,10 @@ ends its output with that one JSON object (written to PREFIX.json when asked). T
 Each gateway row's ratio is to its limit (1 for ALIGNED crops, the naive LOOSE pace for photos) measured again
 just before it, and the offered loads are shares of that. Also the detector alone by batch size, the camera's
 tracking saving on the demo's kind of video (embeddings per person with and without it), and per gateway row
-where the time goes: CPU per face of the gateway and of the cameras, and each stage's share from the gateway's
-own metrics.
+where the time goes: CPU per face of the gateway and of the cameras, the gateway's beyond the model's own (the
+recogniser's, or for photos the detector's and recogniser's, measured in this process), and each stage's share
+from the gateway's own metrics; and for ALIGNED and LOOSE at 16 cameras x 8 and ALIGNED at 4 x 8, the same load
+again with py-spy sampling the gateway: its CPU a face by stage (`cpu_profile.py`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from cpu_profile import cpu_split, sampling, threads_cpu, threads_split
 from prometheus_client.parser import text_string_to_metric_families
 from search import CHUNK, Realistic, nik_of
 from workload import aligned_crops, cpu_seconds, make_certs, people, rss_mib
@@ -66,6 +69,8 @@ PEER_GALLERY, PEER_SIDE = 1_000, 250
 # the default layout (one single-threaded recogniser run per core, for throughput) and one run on all cores
 # (embed_workers = 1, for a lone request's latency)
 PEER_LAYOUTS = {"default": {}, "embed_workers = 1": {"embed_workers": 1}}
+# (cameras, crops unanswered per camera, offered load) of the rows sampled again with py-spy: flat out
+PROFILED = {(4, 8, 0), (16, 8, 0)}
 
 
 def decoded(crops: list[bytes]) -> list[np.ndarray]:
@@ -391,6 +396,7 @@ def quick(gallery: int, seconds: float, index_kind: str) -> dict:
             before = gateway_counters(gateway)
             row = cameras(gateway.target, clients[CAMERA], aligned, 4, seconds, window=8)
             spent = where_time_goes(before, gateway_counters(gateway), engine.layout.workers)
+            profile = profiled(gateway, clients[CAMERA], aligned, 4, seconds / 2)
     gateway_cpu = spent["cpu_ms_per_face"]["gateway"]
     return {"kind": "ALIGNED", "cameras": 4, "window": 8, "gallery": gallery, "index_kind": index_kind,
             "seconds": seconds,
@@ -399,7 +405,28 @@ def quick(gallery: int, seconds: float, index_kind: str) -> dict:
             "gateway_cpu_ms_per_face": gateway_cpu, "model_cpu_ms_per_face": round(model_cpu, 2),
             "gateway_cpu_ms_per_face_beyond_model": round(gateway_cpu - model_cpu, 2),
             "beyond_model_share": round((gateway_cpu - model_cpu) / model_cpu, 3),
-            "ms_per_face_by_stage": spent["ms_per_face"], "mean_embed_batch": spent["mean_embed_batch"]}
+            "ms_per_face_by_stage": spent["ms_per_face"], "mean_embed_batch": spent["mean_embed_batch"],
+            "profile_cpu_ms_per_face": profile}
+
+
+def loose_cpu(engine: FaceEngine, photos: list[Path], seconds: float) -> float:
+    """Detector plus recogniser CPU milliseconds a photo, in process, one photo at a time."""
+    cpu, started = time.process_time(), time.perf_counter()
+    done = naive_loose(engine, photos, seconds) * (time.perf_counter() - started)
+    return 1000 * (time.process_time() - cpu) / done
+
+
+def profiled(gateway: GatewayProcess, tls, faces: list[face_pb2.Face], streams: int, seconds: float) -> dict:
+    """The same load again with py-spy sampling the gateway (apart from the measured row, which the sampler's own
+    CPU would slow): its CPU milliseconds a face by stage."""
+    with sampling(gateway.process.pid, seconds) as samples:
+        before, threads_before = gateway_counters(gateway), threads_cpu(gateway.process.pid)
+        cameras(gateway.target, tls, faces, streams, seconds, window=8)
+        after, threads_after = gateway_counters(gateway), threads_cpu(gateway.process.pid)
+    faces_done = after.get("faces", 0.0) - before.get("faces", 0.0) or 1.0
+    cpu_ms = 1000 * (after["cpu:gateway"] - before["cpu:gateway"]) / faces_done
+    return {"by_stage": cpu_split(samples, after["wall"] - before["wall"], cpu_ms, faces_done),
+            "by_thread": threads_split(threads_before, threads_after, faces_done)}
 
 
 def main() -> None:
@@ -430,6 +457,9 @@ def main() -> None:
     loose_each, loose_pace = best_of(one_at_a_time,
                                      lambda each: {"pace": naive_loose(each, probe_photos, args.seconds)})
     _, naive = best_of(one_at_a_time, lambda each: {"pace": naive_aligned(each, crops, args.seconds / 2)})
+    model_cpu = {"ALIGNED": model_alone(engine, [crops[n % len(crops)] for n in range(engine.layout.batch)],
+                                        args.seconds / 2)[1],
+                 "LOOSE": loose_cpu(engine, probe_photos, args.seconds / 2)}
     results = {"cpus": os.cpu_count(), "providers": engine.providers, "gallery": args.gallery,
                "index_kind": args.index_kind,
                "seconds_per_measurement": args.seconds,
@@ -442,6 +472,7 @@ def main() -> None:
                "naive_loose_faces_per_s": round(loose_pace["pace"], 1),
                "naive_loose_by_layout": {name: round(found["pace"], 1) for name, found in loose_each.items()},
                "detector_images_per_s": detector_by_batch(engine, args.seconds / 4),
+               "model_cpu_ms_per_face": {kind: round(ms, 2) for kind, ms in model_cpu.items()},
                "peer_reported": PEER, "tracking": tracking_saving(engine, folks), "gateway": []}
     print(json.dumps(results), flush=True)
     aligned = [face_pb2.Face(image=crop, kind=face_pb2.ALIGNED) for crop in crop_bytes]
@@ -476,7 +507,11 @@ def main() -> None:
                 row = {"kind": kind, "limit_beside": round(beside, 1),
                        **cameras(gateway.target, clients[CAMERA], faces, streams, args.seconds, window, load * beside)}
                 row["time"] = where_time_goes(before, gateway_counters(gateway), engine.layout.workers)
+                row["time"]["beyond_model_ms"] = round(row["time"]["cpu_ms_per_face"]["gateway"] - model_cpu[kind], 2)
+                row["time"]["beyond_model_share"] = round(row["time"]["beyond_model_ms"] / model_cpu[kind], 3)
                 row["vs_limit"] = round(row["faces_per_s"] / beside, 3)
+                if (streams, window, load) in PROFILED:
+                    row["profile"] = profiled(gateway, clients[CAMERA], faces, streams, args.seconds)
                 row["gateway_rss_mib"] = rss_mib(gateway.process.pid)
                 results["gateway"].append(row)
                 print(json.dumps(row), flush=True)
@@ -542,16 +577,43 @@ def time_table(results: dict) -> list[str]:
              f"{workers} times the embed column; decode and audit are per request and include waiting, for the GIL "
              "and for the audit log's durable write). At its best, the recogniser alone takes "
              + ", ".join(f"{1000 / rate:.1f} ms a face at batch {batch}" for batch, rate in alone.items())
-             + f" of wall time, on all {results['cpus']} CPUs.\n",
-             "| crops | cameras | unanswered per camera | offered faces/s | gateway CPU ms | cameras CPU ms | "
-             "recogniser busy | mean batch | decode | detect | embed | search | audit |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             + f" of wall time, on all {results['cpus']} CPUs. The model's own CPU a face, measured in this process "
+             f"in the gateway's layout: {results['model_cpu_ms_per_face']['ALIGNED']} ms for an aligned crop "
+             f"(recogniser), {results['model_cpu_ms_per_face']['LOOSE']} ms for a photo (detector and recogniser); "
+             "the gateway's CPU beyond it is everything else the gateway does for a face.\n",
+             "| crops | cameras | unanswered per camera | offered faces/s | gateway CPU ms | beyond the model's | "
+             "/ the model's | cameras CPU ms | recogniser busy | mean batch | decode | detect | embed | search | "
+             "audit |",
+             "| --- |" + " ---: |" * 14]
     for row in results["gateway"]:
         spent, offered = row["time"], "flat out" if row["offered_per_s"] is None else round(row["offered_per_s"], 1)
         lines.append(f"| {row['kind'].lower()} | {row['streams']} | {row['window']} | {offered} | "
-                     f"{spent['cpu_ms_per_face']['gateway']} | {spent['cpu_ms_per_face']['cameras']} | "
+                     f"{spent['cpu_ms_per_face']['gateway']} | {spent['beyond_model_ms']} | "
+                     f"{spent['beyond_model_share']} | {spent['cpu_ms_per_face']['cameras']} | "
                      f"{spent['recogniser_busy']:.0%} | {spent['mean_embed_batch']} | "
                      + " | ".join(str(ms) for ms in spent["ms_per_face"].values()) + " |")
+    return lines + profile_table(results)
+
+
+def profile_table(results: dict) -> list[str]:
+    """The sampled rows' CPU a face by stage (py-spy) and by kernel thread name."""
+    rows = [row for row in results["gateway"] if row.get("profile", {}).get("by_stage")]
+    if not rows:
+        return []
+    stages = list(dict.fromkeys(stage for row in rows for stage in row["profile"]["by_stage"]["ms_per_face"]))
+    lines = ["\nWhere the gateway's CPU goes, by stage: the rows above run again for as long with py-spy sampling "
+             "the gateway's Python threads (`benchmarks/cpu_profile.py`); each stage is the innermost frame of a "
+             "sample that names one, given its share of the gateway's CPU a face. Sampled: the share of that CPU "
+             "the samples account for; by thread: the CPU a face of the process's threads by kernel name (Python "
+             "threads are all `python`).\n",
+             "| stage | " + " | ".join(f"{row['kind'].lower()} {row['streams']} x {row['window']}" for row in rows)
+             + " |", "| --- |" + " ---: |" * len(rows)]
+    for stage in stages:
+        lines.append(f"| {stage} | " + " | ".join(str(row["profile"]["by_stage"]["ms_per_face"].get(stage, 0.0))
+                                                  for row in rows) + " |")
+    lines.append("| sampled | " + " | ".join(f"{row['profile']['by_stage']['sampled']:.0%}" for row in rows) + " |")
+    lines.append("| by thread | " + " | ".join(", ".join(f"{name} {ms}" for name, ms in row["profile"]["by_thread"]
+                                                          .items()) for row in rows) + " |")
     return lines
 
 
