@@ -114,6 +114,12 @@
   }
 
   const source = new EventSource("/api/events");
+  // the browser reconnects by itself; a session that has ended (idle, signed out, console restarted) goes to
+  // the sign-in page instead of retrying forever
+  source.addEventListener("error", async () => {
+    const answer = await fetch("/api/session", {credentials: "same-origin"}).catch(() => null);
+    if (answer && answer.status === 401) window.location.assign("/login");
+  });
   source.addEventListener("snapshot", (message) => {
     const snapshot = JSON.parse(message.data);
     rows.replaceChildren();
