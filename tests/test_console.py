@@ -54,6 +54,7 @@ from fr_gateway.contract import (
     watchlists_pb2,
 )
 from fr_gateway.security.certs import Principal
+from fr_gateway.transport import free_port
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
@@ -77,8 +78,9 @@ WAIT_S = 60
 class ConsoleSite:
     """A gateway with a small gallery and a watchlist, a console following it, and its accounts."""
 
-    def __init__(self, site: Site, console_url: str, ca: Path) -> None:
+    def __init__(self, site: Site, console_url: str, ca: Path, users: Path) -> None:
         self.site = site
+        self.users = users
         self.url = console_url
         self.tls = ssl.create_default_context(cafile=str(ca))
         self.decisions: list[dict] = []  # what the camera was answered, once it has streamed
@@ -101,6 +103,10 @@ class ConsoleSite:
         except ValueError:
             answer = {"text": text}
         return response.status, answer, response
+
+    def at(self, url: str) -> ConsoleSite:
+        """The same site seen through another console."""
+        return ConsoleSite(self.site, url, self.site.certs / "ca.pem", self.users)
 
     def sign_in_over_http(self, name: str, password: str) -> tuple[int, dict, dict]:
         """The sign-in a browser makes, without one: the status, the answer and the cookies set."""
@@ -125,13 +131,14 @@ def wait_for_port(port_file: Path, process: subprocess.Popen, log: Path) -> int:
 
 
 @contextlib.contextmanager
-def console_process(site: Site, users: Path) -> Iterator[str]:
-    folder = site.folder / "console"
+def console_process(site: Site, users: Path, gateway: str = "", name: str = "console") -> Iterator[str]:
+    folder = site.folder / name
     folder.mkdir()
     port_file, log = folder / "port", folder / "console.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "fr_gateway.cli", "console", "--gateway", site.target, "--listen", "127.0.0.1:0",
+            [sys.executable, "-m", "fr_gateway.cli", "console", "--gateway", gateway or site.target, "--listen",
+             "127.0.0.1:0",
              "--port-file", str(port_file), "--users", str(users), "--https-cert", str(site.certs / "console.pem"),
              "--https-key", str(site.certs / "console.key"), "--cert", str(site.certs / "operator-console-1.pem"),
              "--key", str(site.certs / "operator-console-1.key"), "--ca", str(site.certs / "ca.pem")],
@@ -168,7 +175,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleSite]:
             create_list(channel, "missing-persons", threshold=0.4, priority=watchlists_pb2.PRIORITY_HIGH)
             add_entry(channel, "missing-persons", WANTED, photo_numbers=(5, 6, 7))
         with console_process(site, users) as url:
-            yield ConsoleSite(site, url, site.certs / "ca.pem")
+            yield ConsoleSite(site, url, site.certs / "ca.pem", users)
     finally:
         site.log = stop(gateway)
 
@@ -385,6 +392,16 @@ def test_a_wrong_password_is_refused_and_then_rate_limited(console, browser):
     assert status == 429 and "too many wrong passwords" in answer["error"]
     assert sign_in(browser, console, "target").startswith("too many wrong passwords")
     assert console.sign_in_over_http("alice", PASSWORD)[0] == 200  # other accounts are not locked out
+
+
+def test_nothing_personal_is_shown_when_a_gateway_cannot_record_the_view(console):
+    with console_process(console.site, console.users, gateway=f"127.0.0.1:{free_port()}", name="blind") as url:
+        blind = console.at(url)
+        status, answer, cookies = blind.sign_in_over_http("alice", PASSWORD)
+        assert status == 200, answer
+        session = {"__Host-frc-session": cookies["__Host-frc-session"]}
+        status, answer, _ = blind.http("GET", "/api/events", cookies=session)
+        assert status == 503 and "cannot be recorded in the audit log" in answer["error"]
 
 
 def write_latencies(console: ConsoleSite) -> None:

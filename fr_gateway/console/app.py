@@ -1,6 +1,6 @@
 """The console's web application: pages, the live event stream, and the few calls a browser makes. Every page and
-call needs a session, every change its CSRF token, analytics a supervisor, and every page of personal data an
-audit record at each gateway before it is served."""
+call needs a session, every change its CSRF token, analytics a supervisor, and every opening of the live stream
+or the analytics an audit record at each gateway before any data is sent."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from fr_gateway.console.gateways import GatewayLink
 from fr_gateway.console.live import LiveView
 from fr_gateway.console.sessions import LoginThrottle, Session, Sessions
 from fr_gateway.console.users import User, UserStore
+from fr_gateway.contract import command_center_pb2
 
 STATIC = Path(str(resources.files("fr_gateway.console") / "static"))
 SESSION_COOKIE = "__Host-frc-session"
@@ -35,6 +36,9 @@ CSRF_HEADER = "x-csrf-token"
 ADJUDICATIONS = {"CONFIRMED", "DISMISSED"}
 NOTE_LIMIT = 1024
 ANALYTICS_DAYS = (1, 7, 30, 92)
+# the counts of a camera's hour, as the contract names them
+HOUR_COUNTS = tuple(field.name for field in command_center_pb2.CameraHour.DESCRIPTOR.fields
+                    if field.type == field.TYPE_UINT64)
 HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
                                "frame-ancestors 'none'; form-action 'self'",
@@ -138,19 +142,22 @@ class Console:
         return session
 
     async def _page(self, request: Request, view: str, file: str, supervisor: bool = False) -> Response:
-        """A page of personal data, served once every gateway has recorded who is looking at it."""
+        """A page's markup, for a signed-in user of its role; its data comes from the API, which audits it."""
         try:
-            session = self._session(request, supervisor=supervisor)
+            self._session(request, supervisor=supervisor)
         except HTTPException as refused:
             if refused.status_code == 401:
                 return RedirectResponse("/login", 303)
             return Response(f"{refused.detail}: the {view} page", refused.status_code, media_type="text/plain")
+        return FileResponse(STATIC / file)
+
+    async def _record_view(self, session: Session, view: str) -> None:
+        """Personal data is shown only once every gateway has recorded who is looking at it: 503 otherwise."""
         try:
             await asyncio.gather(*(link.record_view(session.user.name, view) for link in self.links))
         except grpc.aio.AioRpcError as exc:
-            return Response(f"this view cannot be recorded in the audit log ({exc.code().name}: {exc.details()}), "
-                            "so it is not shown", 503, media_type="text/plain")
-        return FileResponse(STATIC / file)
+            raise HTTPException(503, f"this view cannot be recorded in the audit log ({exc.code().name}: "
+                                     f"{exc.details()}), so it is not shown") from None
 
     async def live_page(self, request: Request) -> Response:
         return await self._page(request, "live", "live.html")
@@ -206,7 +213,7 @@ class Console:
     # the live view
 
     async def events(self, request: Request) -> Response:
-        self._session(request)
+        await self._record_view(self._session(request), "live")
         browser = self.live.connect()
 
         async def stream() -> AsyncIterator[dict]:
@@ -245,7 +252,7 @@ class Console:
     # analytics
 
     async def analytics(self, request: Request) -> Response:
-        self._session(request, supervisor=True)
+        session = self._session(request, supervisor=True)
         try:
             days = int(request.query_params.get("days", "7"))
         except ValueError:
@@ -255,6 +262,7 @@ class Console:
         now = datetime.datetime.now(datetime.UTC)
         since, until = (moment.isoformat().replace("+00:00", "Z") for moment in
                         (now - datetime.timedelta(days=days), now))
+        await self._record_view(session, "analytics")
         try:
             answers = await asyncio.gather(*(link.analytics(since, until) for link in self.links))
         except grpc.aio.AioRpcError as exc:
@@ -269,8 +277,7 @@ def merged_analytics(answers: Sequence, since: str, until: str) -> dict:
         for hour in answer.hours:
             row = hours.setdefault((hour.camera_id, hour.hour), {"camera": hour.camera_id, "hour": hour.hour,
                                                                   "reasons": {}})
-            for field in ("faces", "tracks", "matched", "not_matched", "no_face", "rejected", "invalid",
-                          "overloaded"):
+            for field in HOUR_COUNTS:
                 row[field] = row.get(field, 0) + getattr(hour, field)
             for reason, count in hour.reasons.items():
                 row["reasons"][reason] = row["reasons"].get(reason, 0) + count

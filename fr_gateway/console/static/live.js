@@ -106,11 +106,15 @@
     countOpen();
   }
 
+  function banner(text) {
+    const shown = document.getElementById("gateways");
+    shown.hidden = !text;
+    shown.textContent = text;
+  }
+
   function gateways(states) {
-    const banner = document.getElementById("gateways");
-    const down = Object.entries(states).filter(([, problem]) => problem);
-    banner.hidden = !down.length;
-    banner.textContent = down.map(([gateway, problem]) => `gateway ${gateway} unreachable: ${problem}`).join("; ");
+    banner(Object.entries(states).filter(([, problem]) => problem)
+      .map(([gateway, problem]) => `gateway ${gateway} unreachable: ${problem}`).join("; "));
   }
 
   const source = new EventSource("/api/events");
@@ -119,6 +123,8 @@
   source.addEventListener("error", async () => {
     const answer = await fetch("/api/session", {credentials: "same-origin"}).catch(() => null);
     if (answer && answer.status === 401) window.location.assign("/login");
+    else banner("the live stream broke (a gateway may be unable to record this view in its audit log); " +
+                "reconnecting");
   });
   source.addEventListener("snapshot", (message) => {
     const snapshot = JSON.parse(message.data);
