@@ -9,14 +9,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
-import os
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from fr_gateway.gallery.store import create_tables, write_transaction
-from fr_gateway.security.keys import private_file
+from fr_gateway.gallery.store import create_tables, private_database, write_transaction
 
 STORE_FILE = "analytics.sqlite3"
 FLUSH_S = 5.0
@@ -68,15 +65,11 @@ class AuditDay:
 
 class Aggregates:
     def __init__(self, directory: str | Path) -> None:
-        path = Path(directory) / STORE_FILE
-        if not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(private_file(path))
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = private_database(Path(directory) / STORE_FILE)
         with write_transaction(self._db) as db:
             create_tables(db, TABLES)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending counts
+        self._db_lock = threading.Lock()  # the file: writing what was pending, and reading
         self._hours: collections.Counter[tuple[str, int, str]] = collections.Counter()
         self._reasons: collections.Counter[tuple[str, int, str]] = collections.Counter()
         self._audit: collections.Counter[tuple[int, str, str]] = collections.Counter()
@@ -113,44 +106,50 @@ class Aggregates:
             self._audit[(day, operation, decision)] += 1
 
     def flush(self) -> None:
+        with self._db_lock:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Take what is pending (briefly holding the counting lock, which faces wait on) and add it to the file;
+        the caller holds the file's lock, so a read after it sees every count."""
         with self._lock:
             hours, self._hours = self._hours, collections.Counter()
             reasons, self._reasons = self._reasons, collections.Counter()
             audit, self._audit = self._audit, collections.Counter()
-            if not (hours or reasons or audit):
-                return
-            with write_transaction(self._db) as db:
-                for (camera_id, hour, column), count in hours.items():
-                    db.execute(f"INSERT INTO camera_hours (camera_id, hour, {column}) VALUES (?, ?, ?) ON CONFLICT "
-                               f"DO UPDATE SET {column} = {column} + excluded.{column}", (camera_id, hour, count))
-                db.executemany("INSERT INTO camera_hour_reasons VALUES (?, ?, ?, ?) ON CONFLICT "
-                               "DO UPDATE SET faces = faces + excluded.faces",
-                               [(*key, count) for key, count in reasons.items()])
-                db.executemany("INSERT INTO audit_days VALUES (?, ?, ?, ?) ON CONFLICT "
-                               "DO UPDATE SET records = records + excluded.records",
-                               [(*key, count) for key, count in audit.items()])
+        if not (hours or reasons or audit):
+            return
+        with write_transaction(self._db) as db:
+            for (camera_id, hour, column), count in hours.items():
+                db.execute(f"INSERT INTO camera_hours (camera_id, hour, {column}) VALUES (?, ?, ?) ON CONFLICT "
+                           f"DO UPDATE SET {column} = {column} + excluded.{column}", (camera_id, hour, count))
+            db.executemany("INSERT INTO camera_hour_reasons VALUES (?, ?, ?, ?) ON CONFLICT "
+                           "DO UPDATE SET faces = faces + excluded.faces",
+                           [(*key, count) for key, count in reasons.items()])
+            db.executemany("INSERT INTO audit_days VALUES (?, ?, ?, ?) ON CONFLICT "
+                           "DO UPDATE SET records = records + excluded.records",
+                           [(*key, count) for key, count in audit.items()])
 
     def _flush_every(self) -> None:
         while not self._stopping.wait(FLUSH_S):
             self.flush()
 
     def camera_hours(self, since: float, until: float) -> list[CameraHour]:
-        self.flush()
-        with self._lock:
+        period = (since // HOUR_S * HOUR_S, until)
+        with self._db_lock:
+            self._write_pending()
             rows = self._db.execute(f"SELECT camera_id, hour, {', '.join(COUNT_COLUMNS)} FROM camera_hours "
-                                    "WHERE hour >= ? AND hour < ? ORDER BY hour, camera_id",
-                                    (since // HOUR_S * HOUR_S, until)).fetchall()
+                                    "WHERE hour >= ? AND hour < ? ORDER BY hour, camera_id", period).fetchall()
             reasons: dict[tuple[str, int], dict[str, int]] = collections.defaultdict(dict)
             for camera_id, hour, reason, faces in self._db.execute(
                     "SELECT camera_id, hour, reason, faces FROM camera_hour_reasons WHERE hour >= ? AND hour < ?",
-                    (since // HOUR_S * HOUR_S, until)):
+                    period):
                 reasons[(camera_id, hour)][reason] = faces
         return [CameraHour(camera_id, hour, dict(zip(COUNT_COLUMNS, counts, strict=True)),
                            reasons.get((camera_id, hour), {})) for camera_id, hour, *counts in rows]
 
     def audit_days(self, since: float, until: float) -> list[AuditDay]:
-        self.flush()
-        with self._lock:
+        with self._db_lock:
+            self._write_pending()
             rows = self._db.execute("SELECT day, operation, decision, records FROM audit_days WHERE day >= ? AND "
                                     "day < ? ORDER BY day, operation, decision",
                                     (since // DAY_S * DAY_S, until)).fetchall()

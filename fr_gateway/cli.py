@@ -373,6 +373,9 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1")  # the names a server certificate carries when none is given
+
+
 def cmd_certs_init(args: argparse.Namespace) -> int:
     from fr_gateway.security.certs import Authority, parse_principal
 
@@ -382,7 +385,7 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
     authority = Authority.create(days=args.days * 10)
     authority.save(folder)
     print(f"CA: {folder / 'ca.pem'} (its key ca.key signs every certificate: keep it offline)")
-    hosts = args.host or ["localhost", "127.0.0.1"]
+    hosts = args.host or list(LOCAL_HOSTS)
     print(f"server: {authority.issue_server(folder, hosts, days=args.days)} for {', '.join(hosts)}")
     for text in args.client:
         principal = parse_principal(text)
@@ -404,7 +407,7 @@ def cmd_certs_issue(args: argparse.Namespace) -> int:
 def cmd_certs_server(args: argparse.Namespace) -> int:
     from fr_gateway.security.certs import Authority
 
-    hosts = args.host or ["localhost", "127.0.0.1"]
+    hosts = args.host or list(LOCAL_HOSTS)
     issued = Authority.load(Path(args.dir)).issue_server(Path(args.dir), hosts, days=args.days, stem=args.name)
     print(f"server: {issued} for {', '.join(hosts)}")
     return 0
@@ -514,7 +517,7 @@ class Parser(argparse.ArgumentParser):
 
 def _utc_time(text: str) -> datetime.datetime:
     """argparse type for --from and --to, so a bad date is reported with its flag."""
-    from fr_gateway.audit.export import parse_time
+    from fr_gateway.audit.log import parse_time
 
     try:
         return parse_time(text)
@@ -677,7 +680,7 @@ def _add_certs(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--dir", default="certs", help="folder to create (default %(default)s; it holds the CA's "
                                                      "key: keep it off the gateway's disk)")
     init.add_argument("--host", action="append", default=None, help="server name or IP (repeat; default "
-                                                                     "localhost and 127.0.0.1)")
+                                                                     f"{' and '.join(LOCAL_HOSTS)})")
     init.add_argument("--client", action="append", default=[], metavar="ROLE:ID",
                       help=f"a client certificate, e.g. camera:CAM-017 (repeat); roles: {', '.join(ROLES)}")
     init.add_argument("--days", type=int, default=365, help="validity of the certificates (the CA: ten times)")
@@ -693,7 +696,7 @@ def _add_certs(sub: argparse._SubParsersAction) -> None:
     server.add_argument("name", help="its file name: NAME.pem and NAME.key in --dir")
     server.add_argument("--dir", default="certs", help="the CA's folder, where the certificate is written too")
     server.add_argument("--host", action="append", default=None, help="server name or IP (repeat; default "
-                                                                       "localhost and 127.0.0.1)")
+                                                                       f"{' and '.join(LOCAL_HOSTS)})")
     server.add_argument("--days", type=int, default=365, help="validity (default %(default)s days)")
     server.set_defaults(run=cmd_certs_server)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from fr_gateway.audit import chain, witness
-from fr_gateway.audit.export import Selection, export, parse_time
+from fr_gateway.audit.export import Selection, export
 from fr_gateway.audit.keys import AuditKeyError, AuditorKeys, WriterKeys, issue
-from fr_gateway.audit.log import AuditLog, Fsync
+from fr_gateway.audit.log import AuditLog, Fsync, parse_time
 from fr_gateway.audit.trail import AuditTrail, Caller, Operation
 from fr_gateway.audit.verify import verify
 

@@ -11,7 +11,6 @@ import datetime
 import http.server
 import json
 import queue
-import socket
 import ssl
 import threading
 import time
@@ -51,6 +50,7 @@ from fr_gateway.contract import (
 )
 from fr_gateway.security.certs import Principal
 from fr_gateway.security.keys import KeyRing
+from fr_gateway.transport import free_port
 from fr_gateway.watchlists.store import AlertRecord, WatchlistStore
 from fr_gateway.watchlists.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, verify
 
@@ -99,12 +99,6 @@ def collect(stream: Iterator, into: queue.Queue) -> None:
     with contextlib.suppress(grpc.RpcError):
         for message in stream:
             into.put(message)
-
-
-def free_local_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -241,7 +235,7 @@ def test_an_expired_entry_stops_alerting(site):
 
 def test_an_alert_in_the_outbox_survives_kill_9(tmp_path):
     site = create_site(tmp_path, INTEGRATOR, CAMERA, OPERATOR)
-    port = free_local_port()  # nobody listens yet: the delivery fails and stays in the outbox
+    port = free_port()  # nobody listens yet: the delivery fails and stays in the outbox
     settings = {"webhooks": (f"https://127.0.0.1:{port}/alerts",), "webhook_ca": str(site.certs / "ca.pem")}
     gateway = launch(site.folder, "--certs", str(site.certs), "--gallery", str(site.folder / "g"), **settings)
     try:

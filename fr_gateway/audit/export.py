@@ -16,18 +16,13 @@ from cryptography.exceptions import InvalidTag
 
 from fr_gateway.audit import chain
 from fr_gateway.audit.keys import AuditorKeys
+from fr_gateway.audit.log import parse_time
 from fr_gateway.audit.trail import DECISIONS, OPERATIONS
 from fr_gateway.audit.verify import Report, verify
 
 CSV_COLUMNS = ("seq", "integrity", "log_intact", "time", "operation", "decision", "status", "reason", "caller",
                "role", "on_behalf_of", "camera_id", "nik", "candidates", "alerts", "threshold", "latency_ms", "model",
                "gallery_version", "request_id", "peer", "detail")
-
-
-def parse_time(text: str) -> datetime.datetime:
-    """An ISO date or date-time; without a zone it is UTC, as every record's time is."""
-    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,6 +41,13 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def parse_time(text: str) -> datetime.datetime:
+    """An ISO (RFC 3339) date or date-time; without a zone it is UTC, as every record's time is. ValueError when
+    it is neither."""
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
 def _fsync_folder(folder: Path) -> None:
     descriptor = os.open(folder, os.O_RDONLY)
     try:

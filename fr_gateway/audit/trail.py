@@ -57,8 +57,7 @@ OPERATIONS = tuple(operation.value for operation in Operation)
 class Verdict(enum.Enum):
     """What a record says happened when it is not a face decision (those are `Decision`'s): a gallery or
     watchlist change, a key rotation, an operator's decision on an alert, a console user's look at personal data,
-    a refused call. Auditors filter on these
-    names."""
+    a refused call. Auditors filter on these names."""
 
     ENROLLED = enum.auto()
     REPLACED = enum.auto()

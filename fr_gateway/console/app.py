@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fr_gateway.console.gateways import GatewayLink
+from fr_gateway.console.gateways import GatewayLink, gateway_said
 from fr_gateway.console.live import LiveView
 from fr_gateway.console.sessions import LoginThrottle, Session, Sessions
 from fr_gateway.console.users import User, UserStore
@@ -74,8 +74,12 @@ async def refusal(request: Request, exc: Exception) -> Response:
     return Response(str(exc.detail), exc.status_code, headers=exc.headers, media_type="text/plain")
 
 
+# every cookie of the console: HTTPS only, out of scripts' reach, never sent by another site's page
+COOKIE = {"path": "/", "secure": True, "httponly": True, "samesite": "strict"}
+
+
 def set_cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict")
+    response.set_cookie(name, value, max_age=max_age, **COOKIE)
 
 
 class Console:
@@ -156,8 +160,8 @@ class Console:
         try:
             await asyncio.gather(*(link.record_view(session.user.name, view) for link in self.links))
         except grpc.aio.AioRpcError as exc:
-            raise HTTPException(503, f"this view cannot be recorded in the audit log ({exc.code().name}: "
-                                     f"{exc.details()}), so it is not shown") from None
+            raise HTTPException(503, f"this view cannot be recorded in the audit log ({gateway_said(exc)}), so it "
+                                     "is not shown") from None
 
     async def live_page(self, request: Request) -> Response:
         return await self._page(request, "live", "live.html")
@@ -195,14 +199,14 @@ class Console:
         session = self.sessions.start(user)
         response = JSONResponse({"user": user.name, "role": user.role})
         set_cookie(response, SESSION_COOKIE, session.token)
-        response.delete_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        response.delete_cookie(LOGIN_COOKIE, **COOKIE)
         return response
 
     async def logout(self, request: Request) -> Response:
         session = self._session(request, change=True)
         self.sessions.end(session.token)
         response = JSONResponse({"signed_out": session.user.name})
-        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        response.delete_cookie(SESSION_COOKIE, **COOKIE)
         return response
 
     async def session_info(self, request: Request) -> Response:
@@ -245,7 +249,7 @@ class Console:
         try:
             response = await link.adjudicate(alert_id, adjudication, note, session.user.name)
         except grpc.aio.AioRpcError as exc:
-            return JSONResponse({"error": f"{exc.code().name}: {exc.details()}"}, http_status(exc.code()))
+            raise HTTPException(http_status(exc.code()), gateway_said(exc)) from None
         return JSONResponse({"alert_id": response.alert_id, "adjudicated_by": response.adjudicated_by,
                              "time": response.time})
 
@@ -266,28 +270,22 @@ class Console:
         try:
             answers = await asyncio.gather(*(link.analytics(since, until) for link in self.links))
         except grpc.aio.AioRpcError as exc:
-            return JSONResponse({"error": f"{exc.code().name}: {exc.details()}"}, 503)
+            raise HTTPException(503, gateway_said(exc)) from None
         return JSONResponse(merged_analytics(answers, since, until))
 
 
 def merged_analytics(answers: Sequence, since: str, until: str) -> dict:
-    """Every gateway's counts as one set of rows (replicas count their own faces, so their rows add up)."""
-    hours: dict[tuple[str, str], dict] = {}
-    for answer in answers:
-        for hour in answer.hours:
-            row = hours.setdefault((hour.camera_id, hour.hour), {"camera": hour.camera_id, "hour": hour.hour,
-                                                                  "reasons": {}})
-            for field in HOUR_COUNTS:
-                row[field] = row.get(field, 0) + getattr(hour, field)
-            for reason, count in hour.reasons.items():
-                row["reasons"][reason] = row["reasons"].get(reason, 0) + count
-    watchlist_days = [{"watchlist": day.watchlist, "day": day.day, "alerts": day.alerts, "confirmed": day.confirmed,
-                       "dismissed": day.dismissed} for answer in answers for day in answer.watchlist_days]
-    audit_days = [{"day": day.day, "operation": day.operation, "decision": day.decision, "records": day.records}
-                  for answer in answers for day in answer.audit_days]
-    return {"since": since, "until": until, "hours": sorted(hours.values(), key=lambda row: (row["hour"],
-                                                                                             row["camera"])),
-            "watchlist_days": watchlist_days, "audit_days": audit_days}
+    """Every gateway's rows side by side (replicas count their own faces; the page adds up rows that share a
+    camera and hour, a list and day, or an operation and decision)."""
+    return {"since": since, "until": until,
+            "hours": [{"camera": hour.camera_id, "hour": hour.hour, "reasons": dict(hour.reasons),
+                       **{field: getattr(hour, field) for field in HOUR_COUNTS}}
+                      for answer in answers for hour in answer.hours],
+            "watchlist_days": [{"watchlist": day.watchlist, "day": day.day, "alerts": day.alerts,
+                                "confirmed": day.confirmed, "dismissed": day.dismissed}
+                               for answer in answers for day in answer.watchlist_days],
+            "audit_days": [{"day": day.day, "operation": day.operation, "decision": day.decision,
+                            "records": day.records} for answer in answers for day in answer.audit_days]}
 
 
 def http_status(code: grpc.StatusCode) -> int:

@@ -43,6 +43,11 @@ class ClientFiles:
                                             certificate_chain=self.cert.read_bytes())
 
 
+def gateway_said(exc: grpc.aio.AioRpcError) -> str:
+    """A gateway's refusal or failure, as the page shows it."""
+    return f"{exc.code().name}: {exc.details()}"
+
+
 class GatewayLink:
     def __init__(self, target: str, files: ClientFiles | None, live: LiveView) -> None:
         self.target = target
@@ -84,7 +89,7 @@ class GatewayLink:
                     self._live.gateway_state(self.target, "")
                     handle(message)
             except grpc.aio.AioRpcError as exc:
-                problem = f"{exc.code().name}: {exc.details()}"
+                problem = gateway_said(exc)
                 self._live.gateway_state(self.target, problem)
                 log.warning("gateway %s: %s", self.target, problem)
             await asyncio.sleep(RECONNECT_S[min(failures, len(RECONNECT_S) - 1)])

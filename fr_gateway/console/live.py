@@ -75,9 +75,12 @@ class LiveView:
         alert = self._alerts.get(alert_id)
         return alert["gateway"] if alert else None
 
-    def snapshot(self) -> dict:
+    def _wall(self) -> list[dict]:
         now = time.monotonic()
-        return {"cameras": [tile.view(now) for tile in self._cameras.values()], "decisions": list(self._decisions),
+        return [tile.view(now) for tile in self._cameras.values()]
+
+    def snapshot(self) -> dict:
+        return {"cameras": self._wall(), "decisions": list(self._decisions),
                 "alerts": list(self._alerts.values()), "gateways": self._gateways}
 
     def _tile(self, camera_id: str, gateway: str) -> CameraTile:
@@ -121,8 +124,7 @@ class LiveView:
 
     def tick(self) -> None:
         """The camera wall once a second: faces a minute and latency change as the minute moves on."""
-        now = time.monotonic()
-        self._send("cameras", [tile.view(now) for tile in self._cameras.values()])
+        self._send("cameras", self._wall())
 
     def _send(self, kind: str, data: object) -> None:
         for browser in self._browsers:

@@ -47,6 +47,17 @@ def create_tables(db: sqlite3.Connection, script: str = TABLES) -> None:
             db.execute(statement)
 
 
+def private_database(path: Path) -> sqlite3.Connection:
+    """A SQLite database in WAL mode that only its owner can read: created so, in a folder only the owner can
+    enter, when missing (SQLite gives its WAL and shared-memory files the same mode)."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(private_file(path))
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
 @contextlib.contextmanager
 def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction (schema changes included: SQLite's DDL is transactional); all or nothing."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import datetime
 import logging
 import queue
 import threading
@@ -20,7 +19,7 @@ import grpc
 
 from fr_gateway import __version__
 from fr_gateway.analytics import Aggregates, day_text
-from fr_gateway.audit.log import AuditUnavailable, utc_now
+from fr_gateway.audit.log import AuditUnavailable, parse_time, utc_now
 from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Operation, Outcome, Verdict, bounded
 from fr_gateway.calibration import Threshold
 from fr_gateway.changes import EnrollResult
@@ -445,10 +444,9 @@ def analytics_period(request: command_center_pb2.GetAnalyticsRequest) -> tuple[f
     """The period asked for as Unix times; ValueError names what is wrong with it."""
     def moment(text: str, flag: str) -> float:
         try:
-            parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return parse_time(text).timestamp()
         except ValueError:
             raise ValueError(f"{flag} {bounded(text, 40)!r} is not an RFC 3339 time") from None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)).timestamp()
 
     until = moment(request.until, "until") if request.until else time.time()
     since = moment(request.since, "since") if request.since else until - ANALYTICS_DAYS * 86400

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from fr_gateway.audit.log import parse_time
 from fr_gateway.audit.trail import AuditTrail, Caller, Operation, Outcome, Verdict
 from fr_gateway.config import Settings, webhook_secret_for
 from fr_gateway.faces.models import ModelPack
@@ -86,11 +87,9 @@ def parse_expiry(text: str, what: str, now: float) -> float | None:
     if not text:
         return None
     try:
-        moment = datetime.datetime.fromisoformat(text)
+        moment = parse_time(text)
     except ValueError:
         raise WatchlistError(f"{what} {text[:64]!r} is not an RFC 3339 time or date") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
     if moment.timestamp() <= now:
         raise WatchlistError(f"{what} {text} has passed already")
     return moment.timestamp()

@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import secrets
 import sqlite3
 import threading
@@ -21,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from cryptography.exceptions import InvalidTag
 
-from fr_gateway.gallery.store import create_tables, write_transaction
-from fr_gateway.security.keys import KeyRing, KeyRingError, private_file
+from fr_gateway.gallery.store import create_tables, private_database, write_transaction
+from fr_gateway.security.keys import KeyRing, KeyRingError
 
 log = logging.getLogger(__name__)
 
@@ -190,16 +189,11 @@ class WatchlistStore:
     lock, since a change is a handful of rows."""
 
     def __init__(self, directory: str | Path, keys: KeyRing, model_fingerprint: str, dim: int = 512) -> None:
-        path = Path(directory) / STORE_FILE
-        if not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(private_file(path))
         self.keys = keys
         self.model_fingerprint = model_fingerprint
         self.dim = dim
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = private_database(Path(directory) / STORE_FILE)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._transaction() as db:
