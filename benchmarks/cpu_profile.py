@@ -1,14 +1,14 @@
 """Where a gateway process spends its CPU, by stage: py-spy samples its Python threads while a load runs (each
 round looks at every thread that is not idle), each sample goes to the stage of its innermost frame that names
-one, and each stage gets its share of the samples of the process's CPU a face (from /proc). The CPU of the
-process's threads by their kernel name (threads_cpu) shows whether any of it is spent outside Python threads
-(gRPC's core runs its polling in the threads that call it, so little is)."""
+one, and each stage gets its share of the samples of the process's CPU a face (from /proc). And by thread, to
+the nanosecond: each thread's CPU from the kernel (threads_cpu), named as Python names it (thread_names, from
+py-spy) or as the kernel does (gRPC's core and ONNX Runtime name their own), which splits the CPU by the
+gateway's roles (stream readers, recogniser workers, search worker, audit writer, gRPC)."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import re
 import shutil
 import subprocess
@@ -39,24 +39,37 @@ WAITING = "waiting"
 WAITS = ("Condition.wait", "Event.wait", "_worker (", "Thread.join", "sleep (")
 
 
-def threads_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds so far of the process's live threads, by thread name as the kernel knows it (Python threads
-    are all named after the interpreter; gRPC's core and ONNX Runtime name theirs), digits dropped."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    found: collections.Counter[str] = collections.Counter()
+def threads_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """The kernel's name (digits dropped) and the CPU seconds so far of each of the process's live threads, by
+    thread id."""
+    found: dict[int, tuple[str, float]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            stat = (task / "stat").read_text()
-            name = re.sub(r"[\d_-]+$", "", stat[stat.index("(") + 1:stat.rindex(")")]) or "unnamed"
-            fields = stat.rsplit(")", 1)[1].split()
-            found[name] += (int(fields[11]) + int(fields[12])) / ticks
-    return dict(found)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            name = re.sub(r"[\d_-]+$", "", (task / "comm").read_text().strip()) or "unnamed"
+            found[int(task.name)] = (name, int((task / "schedstat").read_text().split()[0]) / 1e9)
+    return found
 
 
-def threads_split(before: dict[str, float], after: dict[str, float], faces: float) -> dict[str, float]:
-    """CPU milliseconds a face by thread name between two readings of threads_cpu."""
-    spent = {name: 1000 * (seconds - before.get(name, 0.0)) / faces for name, seconds in after.items()}
-    return {name: round(ms, 2) for name, ms in sorted(spent.items(), key=lambda item: -item[1]) if ms >= 0.05}
+def thread_names(pid: int) -> dict[int, str]:
+    """Python's names of the process's threads by thread id (from `py-spy dump`; empty without py-spy), digits
+    dropped, so the threads of a pool count together."""
+    tool = py_spy()
+    if tool is None:
+        return {}
+    dump = subprocess.run([tool, "dump", "--pid", str(pid), "--nonblocking"], capture_output=True, text=True,
+                          timeout=60).stdout
+    return {int(tid): re.sub(r"[\d_-]+$", "", name) for tid, name in re.findall(r'Thread (\d+) \(\w+\): "([^"]+)"',
+                                                                               dump)}
+
+
+def threads_split(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], faces: float,
+                  names: dict[int, str]) -> dict[str, float]:
+    """CPU milliseconds a face by thread name between two readings of threads_cpu: Python's name where known,
+    else the kernel's."""
+    spent: collections.Counter[str] = collections.Counter()
+    for tid, (kernel_name, seconds) in after.items():
+        spent[names.get(tid, kernel_name)] += 1000 * (seconds - before.get(tid, ("", 0.0))[1]) / faces
+    return {name: round(ms, 3) for name, ms in sorted(spent.items(), key=lambda item: -item[1]) if ms >= 0.005}
 
 
 def py_spy() -> str | None:
@@ -114,8 +127,7 @@ def cpu_split(samples: dict[str, int], seconds: float, cpu_ms_per_face: float, f
     """CPU milliseconds a face by stage over the `faces` decided in the sampled `seconds`: each stage's share of
     the samples times the process's measured CPU a face; and `sampled`, the share of that CPU the samples account
     for (samples of threads waiting on a lock, queue or timer are left out; the rest is time py-spy saw no Python
-    frame for: the process's CPU is all in Python threads by threads_cpu, so the shares are taken to hold for
-    it)."""
+    frame for, such as a thread preempted in native code; the shares are taken to hold for it)."""
     rounds = samples.get(ROUNDS, 0)
     counts = {stage: count for stage, count in samples.items() if stage not in (ROUNDS, WAITING)}
     if not rounds or not faces or not counts:

@@ -23,10 +23,10 @@ ends its output with that one JSON object (written to PREFIX.json when asked). T
 Each gateway row's ratio is to its limit (1 for ALIGNED crops, the naive LOOSE pace for photos) measured again
 just before it. Also the detector alone by batch size, the camera's
 tracking saving on the demo's kind of video (embeddings per person with and without it), and per gateway row
-where the time goes: CPU per face of the gateway and of the cameras, for aligned crops the gateway's beyond the
-recogniser's own (measured in this process in the gateway's layout), and each stage's share
+where the time goes: CPU per face of the gateway, of its models' runs (the gateway counts them itself:
+frgateway_model_cpu_seconds) and so of the gateway beyond its models, and of the cameras, and each stage's share
 from the gateway's own metrics; and for ALIGNED and LOOSE at 16 cameras x 8 and ALIGNED at 4 x 8, the same load
-again with py-spy sampling the gateway: its CPU a face by stage (`cpu_profile.py`).
+again with py-spy sampling the gateway: its CPU a face by stage and by thread (`cpu_profile.py`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from cpu_profile import cpu_split, sampling, threads_cpu, threads_split
+from cpu_profile import cpu_split, sampling, thread_names, threads_cpu, threads_split
 from prometheus_client.parser import text_string_to_metric_families
 from search import CHUNK, Realistic, nik_of
 from workload import aligned_crops, cpu_seconds, make_certs, people, rss_mib
@@ -332,6 +332,8 @@ def gateway_counters(gateway: GatewayProcess) -> dict[str, float]:
                 totals[f"{sample.name.removeprefix('frgateway_')}:{stage}"] = sample.value
             elif sample.name == "frgateway_faces_embedded_total":
                 totals["faces"] = sample.value
+            elif sample.name == "frgateway_model_cpu_seconds_total":
+                totals[f"cpu:{sample.labels['model']}"] = sample.value
     return totals
 
 
@@ -341,10 +343,14 @@ def where_time_goes(before: dict[str, float], after: dict[str, float], workers: 
     change = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
     faces = change.get("faces", 0.0) or 1.0
     batches = change.get("batch_size_count:embed", 0.0) or 1.0
+    cpu_ms = {side: 1000 * change.get(f"cpu:{side}", 0.0) / faces
+              for side in ("gateway", "cameras", "detector", "recognizer")}
+    models = cpu_ms["detector"] + cpu_ms["recognizer"]
     return {"recogniser_busy": round(change.get("stage_seconds_sum:embed", 0.0) / change["wall"] / workers, 3),
             "mean_embed_batch": round(change.get("batch_size_sum:embed", 0.0) / batches, 1),
-            "cpu_ms_per_face": {side: round(1000 * change[f"cpu:{side}"] / faces, 1)
-                                for side in ("gateway", "cameras")},
+            "cpu_ms_per_face": {side: round(ms, 2) for side, ms in cpu_ms.items()},
+            "beyond_models_ms": round(cpu_ms["gateway"] - models, 2),
+            "beyond_models_share": round((cpu_ms["gateway"] - models) / (models or 1.0), 3),
             "ms_per_face": {stage: round(1000 * change.get(f"stage_seconds_sum:{stage}", 0.0) / faces, 2)
                             for stage in ("decode", "detect", "embed", "search", "audit")}}
 
@@ -383,7 +389,7 @@ def quick(gallery: int, seconds: float, index_kind: str) -> dict:
     crop_bytes = aligned_crops(engine, [photo for photos in folks for photo in photos[1:3]])
     crops = decoded(crop_bytes)
     items = [crops[n % len(crops)] for n in range(engine.layout.batch)]
-    _, model_cpu = model_alone(engine, items, seconds / 2)
+    _, model_alone_cpu = model_alone(engine, items, seconds / 2)
     aligned = [face_pb2.Face(image=crop, kind=face_pb2.ALIGNED) for crop in crop_bytes]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -398,29 +404,37 @@ def quick(gallery: int, seconds: float, index_kind: str) -> dict:
             row = cameras(gateway.target, clients[CAMERA], aligned, 4, seconds, window=8)
             spent = where_time_goes(before, gateway_counters(gateway), engine.layout.workers)
             profile = profiled(gateway, clients[CAMERA], aligned, 4, seconds / 2)
-    gateway_cpu = spent["cpu_ms_per_face"]["gateway"]
+    cpu_ms = spent["cpu_ms_per_face"]
     return {"kind": "ALIGNED", "cameras": 4, "window": 8, "gallery": gallery, "index_kind": index_kind,
             "seconds": seconds,
             "faces_per_s": row["faces_per_s"], "limit_faces_per_s": round(limit, 1),
             "ratio_to_limit": round(row["faces_per_s"] / limit, 3), "p50_ms": row["p50_ms"], "p99_ms": row["p99_ms"],
-            "gateway_cpu_ms_per_face": gateway_cpu, "model_cpu_ms_per_face": round(model_cpu, 2),
-            "gateway_cpu_ms_per_face_beyond_model": round(gateway_cpu - model_cpu, 2),
-            "beyond_model_share": round((gateway_cpu - model_cpu) / model_cpu, 3),
+            "gateway_cpu_ms_per_face": cpu_ms["gateway"], "model_cpu_ms_per_face": cpu_ms["recognizer"],
+            "gateway_cpu_ms_per_face_beyond_model": spent["beyond_models_ms"],
+            "beyond_model_share": spent["beyond_models_share"],
+            "model_alone_cpu_ms_per_face": round(model_alone_cpu, 2),
             "ms_per_face_by_stage": spent["ms_per_face"], "mean_embed_batch": spent["mean_embed_batch"],
             "profile_cpu_ms_per_face": profile}
 
 
 def profiled(gateway: GatewayProcess, tls, faces: list[face_pb2.Face], streams: int, seconds: float) -> dict:
     """The same load again with py-spy sampling the gateway (apart from the measured row, which the sampler's own
-    CPU would slow): its CPU milliseconds a face by stage."""
-    with sampling(gateway.process.pid, seconds) as samples:
-        before, threads_before = gateway_counters(gateway), threads_cpu(gateway.process.pid)
-        cameras(gateway.target, tls, faces, streams, seconds, window=8)
-        after, threads_after = gateway_counters(gateway), threads_cpu(gateway.process.pid)
+    CPU would slow): its CPU milliseconds a face by stage, and by thread, read a second before the load ends
+    (each stream's reader thread ends with its stream), beside the models' own."""
+    pid = gateway.process.pid
+    load = threading.Thread(target=cameras, args=(gateway.target, tls, faces, streams, seconds), kwargs={"window": 8})
+    with sampling(pid, seconds) as samples:
+        before, threads_before = gateway_counters(gateway), threads_cpu(pid)
+        load.start()
+        time.sleep(max(1.0, seconds - 1.0))
+        after, threads_after, names = gateway_counters(gateway), threads_cpu(pid), thread_names(pid)
+        load.join()
     faces_done = after.get("faces", 0.0) - before.get("faces", 0.0) or 1.0
     cpu_ms = 1000 * (after["cpu:gateway"] - before["cpu:gateway"]) / faces_done
+    models_ms = {model: round(1000 * (after.get(f"cpu:{model}", 0.0) - before.get(f"cpu:{model}", 0.0)) / faces_done,
+                              3) for model in ("detector", "recognizer")}
     return {"by_stage": cpu_split(samples, after["wall"] - before["wall"], cpu_ms, faces_done),
-            "by_thread": threads_split(threads_before, threads_after, faces_done)}
+            "by_thread": threads_split(threads_before, threads_after, faces_done, names), "models": models_ms}
 
 
 def main() -> None:
@@ -451,7 +465,7 @@ def main() -> None:
     loose_each, loose_pace = best_of(one_at_a_time,
                                      lambda each: {"pace": naive_loose(each, probe_photos, args.seconds)})
     _, naive = best_of(one_at_a_time, lambda each: {"pace": naive_aligned(each, crops, args.seconds / 2)})
-    model_cpu = model_alone(engine, [crops[n % len(crops)] for n in range(engine.layout.batch)],
+    model_alone_cpu = model_alone(engine, [crops[n % len(crops)] for n in range(engine.layout.batch)],
                             args.seconds / 2)[1]
     results = {"cpus": os.cpu_count(), "providers": engine.providers, "gallery": args.gallery,
                "index_kind": args.index_kind,
@@ -465,7 +479,7 @@ def main() -> None:
                "naive_loose_faces_per_s": round(loose_pace["pace"], 1),
                "naive_loose_by_layout": {name: round(found["pace"], 1) for name, found in loose_each.items()},
                "detector_images_per_s": detector_by_batch(engine, args.seconds / 4),
-               "model_cpu_ms_per_face": round(model_cpu, 2),
+               "model_alone_cpu_ms_per_face": round(model_alone_cpu, 2),
                "peer_reported": PEER, "tracking": tracking_saving(engine, folks), "gateway": []}
     print(json.dumps(results), flush=True)
     aligned = [face_pb2.Face(image=crop, kind=face_pb2.ALIGNED) for crop in crop_bytes]
@@ -505,9 +519,6 @@ def main() -> None:
                 if not load:
                     sustained[(kind, streams, window)] = row["faces_per_s"]
                 row["time"] = where_time_goes(before, gateway_counters(gateway), engine.layout.workers)
-                if kind == "ALIGNED":
-                    row["time"]["beyond_model_ms"] = round(row["time"]["cpu_ms_per_face"]["gateway"] - model_cpu, 2)
-                    row["time"]["beyond_model_share"] = round(row["time"]["beyond_model_ms"] / model_cpu, 3)
                 row["vs_limit"] = round(row["faces_per_s"] / beside, 3)
                 if (streams, window, load) in PROFILED:
                     row["profile"] = profiled(gateway, clients[CAMERA], faces, streams, args.seconds)
@@ -569,51 +580,61 @@ def time_table(results: dict) -> list[str]:
     processes, beside the recogniser alone."""
     alone = results["raw_faces_per_s_by_batch"]
     workers = results["recogniser_workers"]
-    lines = ["\nWhere the time goes, per face embedded: the CPU milliseconds of the gateway and of the cameras "
-             f"(both on the same CPUs), the share of the row's wall time the recogniser's {workers} workers were "
-             "running, its mean batch, and each stage's wall milliseconds from the gateway's metrics (a batch "
-             f"stage's time shared among its faces, so with {workers} recogniser runs side by side its pace is "
-             f"{workers} times the embed column; decode and audit are per request and include waiting, for the GIL "
-             "and for the audit log's durable write). At its best, the recogniser alone takes "
+    lines = ["\nWhere the time goes, per face embedded: the CPU milliseconds of the gateway, of its models' runs "
+             "(ONNX Runtime, counted by the gateway itself around each run: the calling thread's CPU and that of "
+             "the threads the session started), of the gateway beyond its models (its own work: on a GPU the "
+             "models leave the CPU and this is what is left) and of the cameras (on the same CPUs); the share of "
+             f"the row's wall time the recogniser's {workers} workers were running, its mean batch, and each "
+             "stage's wall milliseconds from the gateway's metrics (a batch stage's time shared among its faces, so "
+             f"with {workers} recogniser runs side by side its pace is {workers} times the embed column; decode is "
+             "per request and includes waiting for the GIL; audit runs from the record's queueing to its being on "
+             "disk, shared with the records written with it). At its best, the recogniser alone takes "
              + ", ".join(f"{1000 / rate:.1f} ms a face at batch {batch}" for batch, rate in alone.items())
-             + f" of wall time, on all {results['cpus']} CPUs. The recogniser's own CPU a face, measured in this "
-             f"process in the gateway's layout, is {results['model_cpu_ms_per_face']} ms; the gateway's CPU beyond it "
-             "is everything else the gateway does for an aligned crop. For photos no such figure is given: the "
-             "detector's cost a photo depends on how the gateway batches photos by size, and no measure in this "
-             "process matched it (one photo at a time it costs more than the whole gateway spends a photo).\n",
-             "| crops | cameras | unanswered per camera | offered faces/s | gateway CPU ms | beyond the model's | "
-             "/ the model's | cameras CPU ms | recogniser busy | mean batch | decode | detect | embed | search | "
-             "audit |",
-             "| --- |" + " ---: |" * 14]
+             + f" of wall time, on all {results['cpus']} CPUs; its CPU a face, measured in this process in the "
+             f"gateway's layout, is {results['model_alone_cpu_ms_per_face']} ms (in the gateway it is the models' "
+             "column: the other threads there cost it some cache).\n",
+             "| crops | cameras | unanswered per camera | offered faces/s | gateway CPU ms | models' | beyond the "
+             "models' | / the models' | cameras CPU ms | recogniser busy | mean batch | decode | detect | embed | "
+             "search | audit |",
+             "| --- |" + " ---: |" * 15]
     for row in results["gateway"]:
         spent, offered = row["time"], "flat out" if row["offered_per_s"] is None else round(row["offered_per_s"], 1)
+        cpu = spent["cpu_ms_per_face"]
         lines.append(f"| {row['kind'].lower()} | {row['streams']} | {row['window']} | {offered} | "
-                     f"{spent['cpu_ms_per_face']['gateway']} | {spent.get('beyond_model_ms', '')} | "
-                     f"{spent.get('beyond_model_share', '')} | {spent['cpu_ms_per_face']['cameras']} | "
+                     f"{cpu['gateway']:.2f} | {cpu['detector'] + cpu['recognizer']:.2f} | "
+                     f"{spent['beyond_models_ms']} | {spent['beyond_models_share']} | {cpu['cameras']} | "
                      f"{spent['recogniser_busy']:.0%} | {spent['mean_embed_batch']} | "
                      + " | ".join(str(ms) for ms in spent["ms_per_face"].values()) + " |")
     return lines + profile_table(results)
 
 
 def profile_table(results: dict) -> list[str]:
-    """The sampled rows' CPU a face by stage (py-spy) and by kernel thread name."""
+    """The sampled rows' CPU a face by stage (py-spy) and by thread (the kernel's count, Python's names)."""
     rows = [row for row in results["gateway"] if row.get("profile", {}).get("by_stage")]
     if not rows:
         return []
+    heads = "| " + " | ".join(f"{row['kind'].lower()} {row['streams']} x {row['window']}" for row in rows) + " |"
     stages = list(dict.fromkeys(stage for row in rows for stage in row["profile"]["by_stage"]["ms_per_face"]))
     lines = ["\nWhere the gateway's CPU goes, by stage: the rows above run again for as long with py-spy sampling "
              "the gateway's Python threads (`benchmarks/cpu_profile.py`); each stage is the innermost frame of a "
              "sample that names one, given its share of the gateway's CPU a face. Sampled: the share of that CPU "
-             "the samples account for; by thread: the CPU a face of the process's threads by kernel name (Python "
-             "threads are all `python`).\n",
-             "| stage | " + " | ".join(f"{row['kind'].lower()} {row['streams']} x {row['window']}" for row in rows)
-             + " |", "| --- |" + " ---: |" * len(rows)]
+             "the samples account for.\n", "| stage " + heads, "| --- |" + " ---: |" * len(rows)]
     for stage in stages:
         lines.append(f"| {stage} | " + " | ".join(str(row["profile"]["by_stage"]["ms_per_face"].get(stage, 0.0))
                                                   for row in rows) + " |")
     lines.append("| sampled | " + " | ".join(f"{row['profile']['by_stage']['sampled']:.0%}" for row in rows) + " |")
-    lines.append("| by thread | " + " | ".join(", ".join(f"{name} {ms}" for name, ms in row["profile"]["by_thread"]
-                                                          .items()) for row in rows) + " |")
+    threads = list(dict.fromkeys(name for row in rows for name in row["profile"]["by_thread"]))
+    lines += ["\nAnd by thread, to the nanosecond (the kernel's count of each thread's CPU in the same runs, read a "
+              "second before their end, with Python's names for its threads; a pool's threads together): "
+              "`stream-reader` reads a camera's crops and decodes them, `embed` runs the recogniser (the models' "
+              "row is its share of them), `search` searches, decides and queues the audit record, `rpc` sends the "
+              "answers, `audit-writer` seals and writes the records, `event_engine` and `_serve` are gRPC's.\n",
+              "| thread " + heads, "| --- |" + " ---: |" * len(rows)]
+    lines.append("| models' runs | " + " | ".join(str(round(sum(row["profile"]["models"].values()), 3))
+                                                 for row in rows) + " |")
+    for name in threads:
+        lines.append(f"| {name} | " + " | ".join(str(row["profile"]["by_thread"].get(name, 0.0)) for row in rows)
+                     + " |")
     return lines
 
 

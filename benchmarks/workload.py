@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
-
 from fr_gateway.evaluation.dataset import sample_faces
 from fr_gateway.faces.detector import align
 from fr_gateway.faces.engine import FaceEngine
-from fr_gateway.faces.images import decode_image
+from fr_gateway.faces.images import decode_image, encode_jpeg
 from fr_gateway.security.certs import Authority, Principal, TlsFiles
 
 DATA = sample_faces()
@@ -24,13 +22,13 @@ def people(limit: int = 43) -> list[list[Path]]:
 
 
 def aligned_crops(engine: FaceEngine, photos: list[Path]) -> list[bytes]:
-    """112x112 aligned crops (PNG) of the dominant face of each photo, as the camera client makes them."""
+    """112x112 aligned crops of the dominant face of each photo, as `fr-gateway camera` sends them (JPEG)."""
     crops = []
     for path in photos:
         image = decode_image(path.read_bytes(), 1 << 30, 1 << 30)
         faces = engine.detector.detect(image)
         if faces:
-            crops.append(cv2.imencode(".png", align(image, faces[0]))[1].tobytes())
+            crops.append(encode_jpeg(align(image, faces[0])))
     return crops
 
 

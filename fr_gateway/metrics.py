@@ -18,6 +18,8 @@ STAGE_SECONDS = Histogram("frgateway_stage_seconds", "Time spent per request-pat
                           buckets=_STAGE_BUCKETS)
 BATCH_SIZE = Histogram("frgateway_batch_size", "Items per micro-batch, by stage (detect, embed, search)", ["stage"],
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+MODEL_CPU = Counter("frgateway_model_cpu_seconds", "CPU seconds inside model runs (ONNX Runtime), by model: the "
+                    "process's CPU less these is the gateway's own work", ["model"])
 FACES_EMBEDDED = Counter("frgateway_faces_embedded", "Faces through the recogniser (rate() gives faces/s)")
 QUEUE_DEPTH = Gauge("frgateway_queue_depth", "Items waiting for a micro-batching stage", ["stage"])
 OPEN_STREAMS = Gauge("frgateway_open_streams", "Streaming calls open now")

@@ -10,12 +10,13 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
 from fr_gateway.audit.trail import AuditTrail, Caller, Operation
-from fr_gateway.batching import MicroBatcher, Overloaded
+from fr_gateway.batching import MicroBatcher, Overloaded, finished, then, wait_for
 from fr_gateway.calibration import Thresholds
 from fr_gateway.changes import EnrollResult, GalleryWrites
 from fr_gateway.config import Settings
@@ -136,8 +137,7 @@ class GatewayService:
         self._detector = MicroBatcher("detect", engine.detector.detect_many, DETECT_BATCH, 0, batching.queue_size)
         self._embedder = MicroBatcher("embed", self._embed_batch, batching.batch_size, batching.wait_ms,
                                       batching.queue_size, workers=engine.layout.workers)
-        self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size,
-                                      expected=(SearchUnavailable,))
+        self._searcher = MicroBatcher("search", self._search_batch, SEARCH_BATCH, 0, batching.queue_size)
         self.gallery = gallery
         self.watchlists = watchlists
         self._default_top_k = default_top_k
@@ -214,12 +214,18 @@ class GatewayService:
         FACES_EMBEDDED.inc(len(crops))
         return templates
 
-    def _search_batch(self, queries: list[tuple[np.ndarray, int]]) -> list[tuple[list[Candidate], list[Hit]]]:
+    def _search_batch(self, queries: list[tuple[np.ndarray, int]]) -> list[tuple[list[Candidate] | Problem,
+                                                                               list[Hit]]]:
         """One index search for every queued query, as deep as the deepest asked, and one check of the
-        watchlists."""
+        watchlists: those are in memory, so they answer even when the gallery's index cannot be reached (then
+        each query's candidates are that Problem)."""
         templates = np.stack([template for template, _ in queries])
-        found = self.gallery.index.search_many(templates, max(top_k for _, top_k in queries))
         hits = self.watchlists.check(templates)
+        try:
+            found = self.gallery.index.search_many(templates, max(top_k for _, top_k in queries))
+        except SearchUnavailable as exc:
+            log.warning("search batch of %d failed: %s", len(queries), exc)
+            return [(Problem(Reason.SEARCH_UNAVAILABLE, str(exc)), face_hits) for face_hits in hits]
         return [(candidates[:top_k], face_hits)
                 for candidates, face_hits, (_, top_k) in zip(found, hits, queries, strict=True)]
 
@@ -316,27 +322,77 @@ class GatewayService:
 
     def identify(self, face: FaceInput, top_k: int = 0, deadline: float | None = None,
                  sighting: Sighting | None = None) -> IdentifyResult:
-        """The gallery's answer for the face, and an alert for each watchlist entry it matches, whatever the
-        gallery answered: even when the gallery's index cannot be reached, since the watchlists are in memory."""
-        threshold = self.thresholds.identify.value
+        """identify_later's answer, waited for here (at most until the deadline)."""
+        answer = self.identify_later(face, top_k, sighting)
+        try:
+            return wait_for(answer, deadline, STAGE_TIMEOUT_S)
+        except Overloaded as exc:
+            return self.overloaded(exc)
+
+    def overloaded(self, exc: Overloaded) -> IdentifyResult:
+        """The answer for a face the gateway had no room or no time for."""
+        return IdentifyResult.of_problem(Problem(Reason.GATEWAY_OVERLOADED, str(exc)),
+                                         self.thresholds.identify.value, self.gallery_size)
+
+    def identify_later(self, face: FaceInput, top_k: int = 0,
+                       sighting: Sighting | None = None) -> Future[IdentifyResult]:
+        """The gallery's answer for the face, and an alert for each watchlist entry it matches. The face is decoded
+        on the caller's thread; then each stage's worker hands it to the next (detector, recogniser, search) and
+        the search's worker decides, so no thread waits for it. Whoever waits for the answer cancels it when the
+        caller's deadline passes (wait_for)."""
         try:
             if top_k > self._max_top_k:
                 raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
-            [crop] = self._gated_crops(face, deadline=deadline)  # kept: an alert's evidence
-            [template] = self._embed([crop], deadline)
-            try:
-                [(candidates, hits)] = self._through(self._searcher, [(template, top_k or self._default_top_k)],
-                                                     deadline)
-            except Problem as problem:
-                if problem.reason is not Reason.SEARCH_UNAVAILABLE:
-                    raise
-                unsearched = IdentifyResult.of_problem(problem, threshold, self.gallery_size)
-                return self._alerted(unsearched, self.watchlists.check(template[None])[0], crop, sighting)
+            crop = self._crop_later(face)
+            if crop.done() and crop.exception() is None:  # an ALIGNED crop: straight to the recogniser's queue
+                template = self._embedder.submit(crop.result())
+            else:
+                template = self._embedder.submit_after(crop, lambda image: image)
         except Problem as problem:
-            return IdentifyResult.of_problem(problem, threshold, self.gallery_size)
+            return finished(self._unanswered(problem))
+        except Overloaded as exc:
+            return finished(self.overloaded(exc))
+        searched = self._searcher.submit_after(template, lambda found: (found, top_k or self._default_top_k))
+        return then(searched, lambda done: self._decided(done, crop, sighting))
+
+    def _crop_later(self, face: FaceInput) -> Future[np.ndarray]:
+        """The face ready to embed: an ALIGNED crop at once, a LOOSE photo's face once the detector's worker has
+        found it (and aligned and gated it, on that thread). The decoded photo holds its share of the decode budget
+        until then."""
+        held = contextlib.ExitStack()
+        try:
+            image = self.cropper.decode(face.image, face.kind, held=held)
+        except BaseException:
+            held.close()
+            raise
+        if face.kind is CropKind.ALIGNED:
+            held.close()
+            return finished(image)
+        detected = self._detector.submit_after(finished(image), lambda photo: photo)
+        cropped = then(detected, lambda done: self.cropper.choose(image, done.result()))
+        cropped.add_done_callback(lambda _: held.close())
+        return cropped
+
+    def _unanswered(self, problem: Problem) -> IdentifyResult:
+        return IdentifyResult.of_problem(problem, self.thresholds.identify.value, self.gallery_size)
+
+    def _decided(self, searched: Future[tuple[list[Candidate] | Problem, list[Hit]]], crop: Future[np.ndarray],
+                 sighting: Sighting | None) -> IdentifyResult:
+        """The decision on the search's answer, with the alerts of its watchlist hits (raised whatever the gallery
+        answered); or the Problem that stopped the face on the way (read, not raised again: a traceback here would
+        hold every frame of the stages' threads that led to it)."""
+        failure = searched.exception()
+        if isinstance(failure, Overloaded):
+            return self.overloaded(failure)
+        if isinstance(failure, Problem):
+            return self._unanswered(failure)
+        candidates, hits = searched.result()
+        if isinstance(candidates, Problem):
+            return self._alerted(self._unanswered(candidates), hits, crop.result(), sighting)
+        threshold = self.thresholds.identify.value
         best = candidates[0].score if candidates else None
         result = IdentifyResult(decide(best, threshold), threshold, self.gallery_size, candidates)
-        return self._alerted(result, hits, crop, sighting)
+        return self._alerted(result, hits, crop.result(), sighting)
 
     def _alerted(self, result: IdentifyResult, hits: list[Hit], crop: np.ndarray,
                  sighting: Sighting | None) -> IdentifyResult:

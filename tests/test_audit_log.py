@@ -16,7 +16,7 @@ import pytest
 from fr_gateway.audit import chain, witness
 from fr_gateway.audit.export import Selection, export
 from fr_gateway.audit.keys import AuditKeyError, AuditorKeys, WriterKeys, issue
-from fr_gateway.audit.log import AuditLog, Fsync, parse_time
+from fr_gateway.audit.log import AuditLog, AuditUnavailable, Fsync, parse_time
 from fr_gateway.audit.trail import AuditTrail, Caller, Operation
 from fr_gateway.audit.verify import verify
 
@@ -394,3 +394,23 @@ def test_a_flood_of_refusals_is_summarised_not_written_one_by_one(tmp_path, keys
     assert summary["detail"].startswith("380 more refusals like the 20 recorded before them, within 10 s, from ")
     assert "ipv4:127.0.0.1:40020" in summary["peer"] and summary["peer"].endswith(", ...")
     assert [row["operation"] for row in rows].count("Identify") == 1
+
+
+def test_records_queued_together_are_durable_together_and_a_failed_write_refuses_them_all(tmp_path, keys):
+    """append_later returns at once; its records are on disk once what it returns is done. When the disk write
+    fails, the records waiting and every later append learn it as AuditUnavailable: no decision goes out unaudited.
+    (The writer's file is closed under it here, as a failing disk would make its write fail.)"""
+    log = AuditLog(tmp_path / "log", WriterKeys.load(keys[0]))
+    written = [log.append_later(event(n)) for n in range(20)]
+    for durable in written:
+        durable.wait()
+    assert all(durable.done() for durable in written)
+    log._handle.close()
+    waiting = log.append_later(event(20))
+    with pytest.raises(AuditUnavailable):
+        waiting.wait()
+    with pytest.raises(AuditUnavailable):
+        log.append(event(21))
+    log.close()
+    report = check(tmp_path / "log", keys[1])
+    assert report.records == 20, report.text()

@@ -1,11 +1,13 @@
 """The micro-batcher: batches give the same templates as direct embedding, and a full queue refuses work; the
-detector's batches find what insightface's one-image detect finds."""
+detector's batches find what insightface's one-image detect finds; faces pass from stage to stage on the workers'
+threads, and a face given up on is skipped; model runs count their CPU."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -13,8 +15,9 @@ import pytest
 from conftest import ENROLLED, photos
 from insightface.model_zoo.scrfd import SCRFD
 
-from fr_gateway.batching import MicroBatcher, Overloaded
+from fr_gateway.batching import MicroBatcher, Overloaded, finished, settled, then, wait_for
 from fr_gateway.faces.detector import DetectedFace, align
+from fr_gateway.metrics import MODEL_CPU
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +177,123 @@ def test_with_no_wait_a_lone_crop_runs_alone_and_a_backlog_runs_as_one_batch(eng
         gated.gate.set()
         batcher.close()
     assert sizes == [1, 5], sizes
+
+
+def test_faces_pass_from_stage_to_stage_on_the_workers_threads(engine, crops):
+    """A crop goes through the recogniser's stage and then a second stage with no thread waiting in between: each
+    step runs on the thread of the worker that finished the one before, and the results come in order."""
+    ran_on: list[str] = []
+
+    def score(templates):
+        ran_on.append(threading.current_thread().name)
+        return [float(np.dot(template, template)) for template in templates]
+
+    embedder = MicroBatcher("chain-embed", engine.embedder.embed, batch_size=8, wait_ms=0, queue_size=16)
+    scorer = MicroBatcher("chain-score", score, batch_size=8, wait_ms=0, queue_size=16)
+    try:
+        answers = []
+        for crop in crops:
+            template = embedder.submit_after(finished(crop), lambda image: image)
+            scored = scorer.submit_after(template, lambda found: found)
+            answers.append(then(scored, lambda done: (threading.current_thread().name, round(done.result(), 3))))
+        assert [wait_for(answer, None, 20) for answer in answers] == [("chain-score-0", 1.0)] * len(crops)
+    finally:
+        embedder.close()
+        scorer.close()
+    assert set(ran_on) == {"chain-score-0"}
+
+
+def test_a_failure_on_the_way_reaches_the_end_without_the_frames_that_raised_it(engine, crops):
+    """A step's failure fails every later step without running it, and arrives without a traceback: one would
+    hold the frames of the stages' threads, and with them each face's images, until the cycle collector ran."""
+    later_ran = threading.Event()
+
+    def refuse(image):
+        raise ValueError("no face here")
+
+    embedder = MicroBatcher("failing-embed", engine.embedder.embed, batch_size=8, wait_ms=0, queue_size=16)
+    try:
+        refused = then(finished(crops[0]), lambda done: refuse(done.result()))
+        template = embedder.submit_after(refused, lambda image: later_ran.set() or image)
+        assert isinstance(template.exception(10), ValueError) and not later_ran.is_set()
+        assert template.exception().__traceback__ is None
+    finally:
+        embedder.close()
+
+
+def test_a_face_given_up_on_before_its_stage_runs_is_skipped(engine, crops):
+    """The caller's deadline passes while the face is queued behind a busy worker: wait_for cancels it, the
+    worker never embeds it, and the caller learns it as Overloaded."""
+    gated = GatedEmbedder(engine.embedder)
+    sizes: list[int] = []
+
+    def embed(batch):
+        sizes.append(len(batch))
+        return gated.embed(batch)
+
+    batcher = MicroBatcher("given-up", embed, batch_size=1, wait_ms=0, queue_size=16)
+    try:
+        held = batcher.submit(crops[0])
+        queued = then(batcher.submit_after(finished(crops[1]), lambda image: image), lambda done: done.result())
+        with pytest.raises(Overloaded):
+            wait_for(queued, time.monotonic() + 0.2, 20)
+        assert queued.cancelled()
+        gated.gate.set()
+        assert held.result(20).shape == (engine.embedder.dim,)
+        assert batcher.run(crops[2], timeout=20).shape == (engine.embedder.dim,)
+    finally:
+        gated.gate.set()
+        batcher.close()
+    assert sizes == [1, 1], sizes  # the cancelled crop was never embedded
+
+
+def test_a_step_under_way_when_time_runs_out_is_waited_for(engine, crops):
+    """Once the last step has started, its result comes: the caller's deadline passing then cancels nothing."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(done):
+        started.set()
+        release.wait(20)
+        return done.result()
+
+    worker = MicroBatcher("under-way", engine.embedder.embed, batch_size=1, wait_ms=0, queue_size=4)
+    try:
+        answer = then(worker.submit(crops[0]), slow)
+        assert started.wait(20)
+        threading.Timer(0.3, release.set).start()
+        assert wait_for(answer, time.monotonic() + 0.05, 20).shape == (engine.embedder.dim,)
+    finally:
+        release.set()
+        worker.close()
+
+
+def test_settled_gives_the_result_once_the_record_is_durable_too():
+    record, durable = Future(), Future()
+    answer = settled(record, lambda made: durable)
+    record.set_result("answer")
+    assert not answer.done() and not answer.cancel()  # under way: no longer given up on
+    durable.set_result(None)
+    assert answer.result(1) == "answer"
+    failing, unwritable = Future(), Future()
+    refused = settled(failing, lambda made: unwritable)
+    failing.set_result("answer")
+    unwritable.set_exception(OSError("disk full"))
+    assert isinstance(refused.exception(1), OSError)
+
+
+def test_model_runs_count_their_cpu_with_the_threads_their_session_started(engine):
+    """The detector runs on two intra-op threads: what its runs count is the process's CPU while they run, not
+    the calling thread's alone (half of it)."""
+    session = engine.detector.session
+    blob = np.random.default_rng(0).random((4, 3, 640, 640), dtype=np.float32)
+    name = session.get_inputs()[0].name
+    session.run(None, {name: blob})
+    counted = MODEL_CPU.labels("detector")._value.get()
+    process, calling = time.process_time(), time.thread_time()
+    for _ in range(3):
+        session.run(None, {name: blob})
+    process, calling = time.process_time() - process, time.thread_time() - calling
+    counted = MODEL_CPU.labels("detector")._value.get() - counted
+    assert 0.85 * process <= counted <= 1.02 * process, (counted, process, calling)
+    if (os.cpu_count() or 1) > 1:
+        assert counted > 1.3 * calling, (counted, calling)

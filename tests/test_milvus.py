@@ -216,7 +216,7 @@ def test_a_milvus_outage_is_a_clear_answer_and_the_gateway_stays_up(tmp_path):
                        ("Enroll", nik_for(1), "ENROLLED", "OK", "INDEX_BEHIND"),
                        ("Remove", nik_for(0), "ERASED", "OK", "INDEX_BEHIND"),
                        ("Enroll", nik_for(2), "ENROLLED", "OK", "INDEX_BEHIND")]
-    assert "WARNING fr_gateway.batching: search batch of 1 failed: Milvus at" in log
+    assert "WARNING fr_gateway.service: search batch of 1 failed: Milvus at" in log
     assert "ERROR fr_gateway" not in log, log
     assert "Traceback" not in log
     assert f"search: Milvus collection outage at {uri}, HNSW index" in log  # the start-up log names the backend

@@ -4,6 +4,7 @@ where the previous one was torn."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
 import fcntl
@@ -14,6 +15,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,32 @@ def _first_line_hash(path: Path) -> str | None:
     return chain.line_hash(line[:-1]) if line.endswith(b"\n") else None
 
 
+class Durable(Future):
+    """Records the writer takes together and makes durable with one write: done once they are on disk, failed
+    with AuditUnavailable when they could not be written. Its callbacks run on the writer's thread."""
+
+    def finish(self, failure: BaseException | None = None) -> None:
+        with contextlib.suppress(InvalidStateError):  # finished already
+            if failure is None:
+                self.set_result(None)
+            else:
+                self.set_exception(AuditUnavailable(f"audit record not written: {failure}"))
+
+    def wait(self) -> None:
+        """Return once the records are on disk; AuditUnavailable if they could not be written."""
+        self.result()
+
+
+def _already_durable() -> Durable:
+    durable = Durable()
+    durable.finish()
+    return durable
+
+
+# what append_later gives when nobody waits for the disk (Fsync.BATCH and NEVER)
+ALREADY = _already_durable()
+
+
 class AuditLog:
     """Thread-safe `append(event)`; one writer thread does the encryption, hashing, writing and signing."""
 
@@ -148,9 +176,10 @@ class AuditLog:
         self._checkpoint_seconds = checkpoint_seconds
         self._queue_limit = queue_limit
         self._pending: deque[dict] = deque()
-        self._condition = threading.Condition()
-        self._accepted = 0  # records handed to append()
-        self._written = 0  # records written (and on disk, under ALWAYS)
+        self._state = threading.Lock()
+        self._work = threading.Condition(self._state)  # the writer waits here for records
+        self._room = threading.Condition(self._state)  # callers wait here while the queue is full
+        self._group = Durable()  # the records queued since the writer last took them, made durable together
         self._failure: BaseException | None = None
         self._closing = False
         tail = _Tail(self.folder, self._mac_key)
@@ -175,47 +204,54 @@ class AuditLog:
     def append(self, event: dict) -> None:
         """Queue one event; under Fsync.ALWAYS return only once it is durable. Raises AuditUnavailable when the
         log cannot take it, so the caller can refuse the call rather than act unaudited."""
-        with self._condition:
+        self.append_later(event).wait()
+
+    def append_later(self, event: dict) -> Durable:
+        """Queue one event and return at once: under Fsync.ALWAYS the caller waits on what this returns before
+        it acts on the record (answers the call), under the other policies that returns at once. Raises
+        AuditUnavailable when the log cannot take it. A waiter waits with the records of its own write only:
+        the writer's other news wakes nobody."""
+        with self._state:
             while len(self._pending) >= self._queue_limit and not self._unavailable():
-                self._condition.wait()
+                self._room.wait()
             if self._unavailable():
                 raise AuditUnavailable(f"audit log {self.folder} is not writable: {self._failure or 'closed'}")
             self._pending.append(event)
-            self._accepted += 1
-            ticket = self._accepted
-            self._condition.notify_all()
-            if self._fsync is Fsync.ALWAYS:
-                while self._written < ticket and self._failure is None:
-                    self._condition.wait()
-                if self._written < ticket:
-                    raise AuditUnavailable(f"audit record not written: {self._failure}")
+            durable = self._group
+            self._work.notify()
+        return durable if self._fsync is Fsync.ALWAYS else ALREADY
 
     def _unavailable(self) -> bool:
         return self._closing or self._failure is not None
 
     def close(self) -> None:
         """Write what is queued, sign a final checkpoint and stop; idempotent."""
-        with self._condition:
+        with self._state:
             if self._closing:
                 return
             self._closing = True
-            self._condition.notify_all()
+            self._work.notify()
+            self._room.notify_all()
         self._thread.join()
         self._lock.close()  # releases the writer lock
 
     # ---- the writer thread ----
 
     def _run(self) -> None:
+        taken: Durable | None = None
         try:
             while True:
-                with self._condition:
+                with self._state:
                     if not self._pending and not self._closing:
-                        self._condition.wait(timeout=self._checkpoint_seconds)
+                        self._work.wait(timeout=self._checkpoint_seconds)
                     batch = list(self._pending)
                     self._pending.clear()
+                    taken, self._group = self._group, Durable()
+                    self._room.notify_all()
                     closing = self._closing and not batch
                 if batch:
                     self._write(batch)
+                taken.finish()
                 if closing or time.monotonic() - self._last_checkpoint >= self._checkpoint_seconds:
                     self._checkpoint()
                 if closing:
@@ -223,9 +259,12 @@ class AuditLog:
                     return
         except BaseException as exc:  # a disk failure: every waiting and later call learns of it
             log.exception("audit log writer failed")
-            with self._condition:
+            with self._state:
                 self._failure = exc
-                self._condition.notify_all()
+                self._room.notify_all()
+                for group in (taken, self._group):
+                    if group is not None:
+                        group.finish(exc)
 
     def _emit(self, entry: dict) -> None:
         line = chain.encode(entry)
@@ -259,9 +298,6 @@ class AuditLog:
         self._handle.flush()
         if self._fsync is Fsync.ALWAYS:
             os.fsync(self._handle.fileno())
-        with self._condition:
-            self._written += len(events)
-            self._condition.notify_all()
 
     def _rotate(self) -> None:
         """Close the full segment with a checkpoint and continue the chain in the next one."""

@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Iterable
 
 from fr_gateway.audit.keys import SIGNING_KEY, WriterKeys, issue
-from fr_gateway.audit.log import AuditLog, Fsync, utc_now
+from fr_gateway.audit.log import ALREADY, AuditLog, Durable, Fsync, utc_now
 from fr_gateway.config import Settings, audit_dir_for, audit_keys_for, audit_witness_for, local_auditor_keys_for
 from fr_gateway.decision import Decision
-from fr_gateway.metrics import REQUESTS, timed
+from fr_gateway.metrics import REQUESTS, STAGE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,22 @@ FLOOD_WINDOW_S = 10.0
 SUMMARY_PEERS = 10
 
 
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """An audit record queued: wait() returns once it is durable (timing the audit stage from the queueing),
+    and counts it for the audit summary."""
+
+    durable: Durable
+    queued: float
+    tally: Callable[[], None] | None
+
+    def wait(self) -> None:
+        self.durable.wait()
+        STAGE_SECONDS.labels("audit").observe(time.perf_counter() - self.queued)
+        if self.tally is not None:
+            self.tally()
+
+
 class AuditTrail:
     """Appends one event per decision or refusal; with no log (audit switched off) it records nothing. A flood
     of refusals (garbage connections, a client over its limit) is recorded in counted summaries, so it cannot
@@ -167,22 +183,37 @@ class AuditTrail:
     def record(self, caller: Caller, operation: Operation, outcome: Outcome, *, request_id: str = "",
                camera_id: str = "", started: float | None = None) -> None:
         """`started` is a time.perf_counter() value taken when the call arrived, for the latency field. Every
-        decision and refusal passes here, so this is also where they are counted for the metrics."""
+        decision and refusal passes here (or record_later), so this is also where they are counted for the
+        metrics. Returns once the record is durable (as the log's policy has it)."""
+        self.record_later(caller, operation, outcome, request_id=request_id, camera_id=camera_id,
+                          started=started).wait()
+
+    def record_later(self, caller: Caller, operation: Operation, outcome: Outcome, *, request_id: str = "",
+                     camera_id: str = "", started: float | None = None) -> Recorded:
+        """record, returning once the record is queued: the caller waits on what this returns before it acts on
+        the decision, and the thread that made the decision need not wait for the disk."""
         REQUESTS.labels(operation, outcome.decision.name).inc()
-        self._write(caller, operation, outcome, request_id, camera_id, started)
+        return self._queued(caller, operation, outcome, request_id, camera_id, started)
 
     def tally_to(self, tally: Callable[[str, str], None]) -> None:
         """Count each record written, by operation and decision, for the Command Center's audit summary."""
         self._tally = tally
 
-    def _write(self, caller: Caller, operation: Operation, outcome: Outcome, request_id: str = "", camera_id: str = "",
-               started: float | None = None) -> None:
+    def _queued(self, caller: Caller, operation: Operation, outcome: Outcome, request_id: str = "",
+                camera_id: str = "", started: float | None = None) -> Recorded:
         if self.log is None:
-            return
+            return Recorded(ALREADY, time.perf_counter(), None)
+        queued = time.perf_counter()
+        durable = self.log.append_later(self._event(caller, operation, outcome, request_id, camera_id, started))
+        tally = self._tally
+        return Recorded(durable, queued, None if tally is None else lambda: tally(operation, outcome.decision.name))
+
+    def _event(self, caller: Caller, operation: Operation, outcome: Outcome, request_id: str,
+               camera_id: str, started: float | None) -> dict:
         given = {"request_id": request_id, "camera_id": camera_id, "nik": outcome.nik, "detail": outcome.detail,
                  "on_behalf_of": caller.on_behalf_of}
         given = {field: bounded(text, FIELD_LIMITS[field]) for field, text in given.items()}
-        event = {
+        return {
             "time": utc_now(), "caller": caller.identity, "role": caller.role, "peer": caller.peer,
             "operation": operation, "decision": outcome.decision.name, "status": outcome.status,
             "reason": outcome.reason, **given,
@@ -193,10 +224,6 @@ class AuditTrail:
             "model": self._model, "gallery_version": self._gallery_version(),
             "latency_ms": None if started is None else round((time.perf_counter() - started) * 1000, 2),
         }
-        with timed("audit"):
-            self.log.append(event)
-        if self._tally is not None:
-            self._tally(operation, outcome.decision.name)
 
     def refusal(self, caller: Caller, operation: Operation, status: str, detail: str, camera_id: str = "",
                 started: float | None = None) -> None:
@@ -219,9 +246,9 @@ class AuditTrail:
 
     def _summary(self, operation: Operation, status: str, flood: _Flood) -> None:
         peers = ", ".join(sorted(flood.peers)) + (", ..." if flood.summarised > len(flood.peers) else "")
-        self._write(Caller("summary", "", peers), operation, Outcome(
+        self._queued(Caller("summary", "", peers), operation, Outcome(
             Verdict.REFUSED, status=status, reason="SUMMARY", detail=f"{flood.summarised} more refusals like the "
-            f"{REFUSALS_PER_WINDOW} recorded before them, within {FLOOD_WINDOW_S:.0f} s, from {peers}"))
+            f"{REFUSALS_PER_WINDOW} recorded before them, within {FLOOD_WINDOW_S:.0f} s, from {peers}")).wait()
 
     def close(self) -> None:
         """Record what floods were summarising, then close the log."""

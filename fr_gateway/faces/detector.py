@@ -9,9 +9,10 @@ import warnings
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from insightface.model_zoo.scrfd import SCRFD, distance2bbox, distance2kps
 from insightface.utils import face_align
+
+from fr_gateway.faces.models import MeteredSession
 
 ALIGNED_SIZE = 112
 # The detector's anchors stop at stride 32; inputs are multiples of it.
@@ -51,7 +52,7 @@ class FaceDetector:
     fight over the same cores. SCRFD's own detect takes one image; the batch is letterboxed and decoded here
     the same way, with insightface's box and landmark decoding and its NMS."""
 
-    def __init__(self, session: ort.InferenceSession, model_file: str, max_side: int, min_score: float) -> None:
+    def __init__(self, session: MeteredSession, model_file: str, max_side: int, min_score: float) -> None:
         self._scrfd = SCRFD(model_file=model_file, session=session)
         self._scrfd.prepare(0, det_thresh=min_score, input_size=(max_side, max_side))
         self._max_side = max_side
@@ -59,7 +60,7 @@ class FaceDetector:
         self._centres: dict[tuple[int, int], np.ndarray] = {}
 
     @property
-    def session(self) -> ort.InferenceSession:
+    def session(self) -> MeteredSession:
         """The model's session, for timing the model alone."""
         return self._scrfd.session
 

@@ -7,14 +7,15 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+
+from fr_gateway.faces.models import MeteredSession
 
 
 class FaceEmbedder:
     """One call embeds a whole batch; normalising here lets inner product equal cosine similarity downstream."""
 
-    def __init__(self, session: ort.InferenceSession, model_file: str) -> None:
+    def __init__(self, session: MeteredSession, model_file: str) -> None:
         self._arcface = ArcFaceONNX(model_file=model_file, session=session)
         self.dim = int(session.get_outputs()[0].shape[-1])
 

@@ -52,7 +52,8 @@ def load_pack(settings: Settings) -> ModelPack:
 
 
 def load_detector(settings: Settings, pack: ModelPack, providers: list[str]) -> FaceDetector:
-    session = create_session(pack.detector_file, providers, settings.intra_op_threads, settings.ort_spinning)
+    session = create_session(pack.detector_file, providers, settings.intra_op_threads, settings.ort_spinning,
+                             "detector")
     return FaceDetector(session, str(pack.detector_file), settings.det_size, settings.det_score)
 
 
@@ -88,7 +89,8 @@ def load_engine(settings: Settings) -> FaceEngine:
     providers = choose_providers(settings.providers)
     detector = load_detector(settings, pack, providers)
     layout = recogniser_layout(settings, providers)
-    recognizer = create_session(pack.recognizer_file, providers, layout.threads, settings.ort_spinning)
+    recognizer = create_session(pack.recognizer_file, providers, layout.threads, settings.ort_spinning,
+                                "recognizer")
     log.info("models: detector %s, recogniser %s (sha256 %s; %s), providers %s",
              pack.detector_file.name, pack.name, pack.fingerprint, layout, recognizer.get_providers())
     return FaceEngine(pack, recognizer.get_providers(), detector, FaceEmbedder(recognizer, str(pack.recognizer_file)),

