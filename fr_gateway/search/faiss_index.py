@@ -41,8 +41,8 @@ QUERY_BLOCK = 64  # flat: queries a matrix product takes at once (scores of 64 x
 HNSW_MIN = 1_000
 SHORTLIST_MIN = 200  # pqfs: the scan's shortlist at the least (20 kept every identification at 100k)
 SHORTLIST_AT_1M = 700  # pqfs: the shortlist at 1M identities, and for smaller galleries in proportion
-# pqfs: a lone query scans the shards side by side from this many identities (at 1M two shards side by side took
-# 1.8-2.0 ms against 1.1-1.4 for each alone; at 100k side by side gained nothing)
+# pqfs: the shards are scanned side by side from this many identities (at 1M two side by side took 1.8-2.0 ms
+# against 1.1-1.4 for each alone; at 100k a lone query gained nothing)
 SIDE_BY_SIDE_FROM = 500_000
 SHORT_CODES_FROM = 4_000_000  # pqfs: 16-byte codes from this many identities, 24-byte ones below
 PQFS_TRAINING = 65_536  # principal components and 16 centroids a sub-quantiser learn little from more
@@ -376,14 +376,13 @@ class PqScanIndex(ReRankedIndex):
             return any(shard.remove(int(nik)) for shard in self._shards)
 
     def _shortlists(self, queries: np.ndarray, top_k: int) -> np.ndarray:
-        """The shards' best, merged. A lone query over a large gallery scans the shards side by side, one core
-        each; otherwise they are scanned one after another on this thread: at 100k a lone query took as long
-        either way and 0.4 ms more CPU side by side (the hand-offs between threads), and a batch comes when the
-        gateway is loaded, its cores busy anyway."""
+        """The shards' best, merged. A large gallery's shards are scanned side by side, one core each; a smaller
+        one's one after another on this thread: at 100k a lone query took as long either way and 0.4 ms more CPU
+        side by side (the hand-offs between threads), and a batch of 8 two thirds as long for 5% more CPU."""
         keep, shortlist = max(top_k, self._spec.refined), -(-self._shortlist() // len(self._shards))
         with self._lock:
-            if len(queries) > 1 or len(self) < SIDE_BY_SIDE_FROM:
-                with _threads(1):
+            if len(self) < SIDE_BY_SIDE_FROM:
+                with _threads(1):  # one core: FAISS's own threads would be hand-offs too
                     found = [shard.search(queries, keep, shortlist) for shard in self._shards]
             else:
                 if self._pool is None:
