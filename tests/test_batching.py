@@ -79,13 +79,16 @@ def test_batched_templates_equal_direct_ones(engine, crops):
 
 
 class GatedEmbedder:
-    """The real embedder behind a gate, so the test decides when the worker may proceed."""
+    """The real embedder behind a gate, so the test decides when the worker may proceed; `sizes` has the size of
+    each batch it was given, as the worker took it."""
 
     def __init__(self, embedder) -> None:
         self._embedder = embedder
         self.gate = threading.Event()
+        self.sizes: list[int] = []
 
     def embed(self, batch):
+        self.sizes.append(len(batch))
         self.gate.wait(10)
         return self._embedder.embed(batch)
 
@@ -131,13 +134,8 @@ def test_several_workers_share_out_a_backlog_instead_of_one_taking_it_whole(engi
     """Six crops queue while both workers are busy; once free, neither takes more than half of them, though a
     batch may hold eight: a single-threaded run of the whole backlog would leave the other core idle."""
     gated = GatedEmbedder(engine.embedder)
-    sizes: list[int] = []
-
-    def embed(batch):
-        sizes.append(len(batch))
-        return gated.embed(batch)
-
-    batcher = MicroBatcher("share", embed, batch_size=8, wait_ms=200, queue_size=16, workers=2)
+    sizes = gated.sizes
+    batcher = MicroBatcher("share", gated.embed, batch_size=8, wait_ms=200, queue_size=16, workers=2)
     try:
         held = [batcher.submit(crops[0]), batcher.submit(crops[1])]
         for _ in range(500):  # until both workers hold one at the gate
@@ -157,13 +155,8 @@ def test_with_no_wait_a_lone_crop_runs_alone_and_a_backlog_runs_as_one_batch(eng
     """The default: nothing is held back for company, yet crops that queued while the worker was busy go into
     its next run together, so batches grow with the load."""
     gated = GatedEmbedder(engine.embedder)
-    sizes: list[int] = []
-
-    def embed(batch):
-        sizes.append(len(batch))
-        return gated.embed(batch)
-
-    batcher = MicroBatcher("greedy", embed, batch_size=8, wait_ms=0, queue_size=16)
+    sizes = gated.sizes
+    batcher = MicroBatcher("greedy", gated.embed, batch_size=8, wait_ms=0, queue_size=16)
     try:
         held = batcher.submit(crops[0])
         for _ in range(500):  # until the worker holds it at the gate
@@ -225,13 +218,8 @@ def test_a_face_given_up_on_before_its_stage_runs_is_skipped(engine, crops):
     """The caller's deadline passes while the face is queued behind a busy worker: wait_for cancels it, the
     worker never embeds it, and the caller learns it as Overloaded."""
     gated = GatedEmbedder(engine.embedder)
-    sizes: list[int] = []
-
-    def embed(batch):
-        sizes.append(len(batch))
-        return gated.embed(batch)
-
-    batcher = MicroBatcher("given-up", embed, batch_size=1, wait_ms=0, queue_size=16)
+    sizes = gated.sizes
+    batcher = MicroBatcher("given-up", gated.embed, batch_size=1, wait_ms=0, queue_size=16)
     try:
         held = batcher.submit(crops[0])
         queued = then(batcher.submit_after(finished(crops[1]), lambda image: image), lambda done: done.result())
