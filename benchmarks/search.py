@@ -348,7 +348,7 @@ def _plan_of(kind: str) -> str:
 
 
 def run(sizes: list[int], kinds: list[str], shape: TemplateShape | Isotropic, mates: tuple[np.ndarray, np.ndarray],
-        out: Path, overrides: dict) -> dict:
+        out: Path, overrides: dict[str, dict]) -> dict:
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "processor": platform.processor() or platform.machine()},
                "data": {}, "rows": [], "skipped": []}
@@ -376,7 +376,7 @@ def run(sizes: list[int], kinds: list[str], shape: TemplateShape | Isotropic, ma
                 if size > largest:
                     results["skipped"].append({"size": size, "kind": kind, "why": why})
                     continue
-                options = {**options, **(overrides if kind == "ivfpq" else {})}
+                options = {**options, **overrides.get(kind, {})}
                 row = (measure_milvus(gallery, truth, folder) if kind == "milvus-lite" else
                        measure(kind, options, gallery, store, truth))
                 row.update(baseline, data=shape.name, default=kind == IndexSpec().resolve(size) and not options,
@@ -434,8 +434,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "search")
     parser.add_argument("--ivf-lists", type=int, help="ivfpq inverted lists (default: about 2 * sqrt(size))")
     parser.add_argument("--ivf-nprobe", type=int, help="ivfpq lists searched per query")
+    parser.add_argument("--pqfs-shortlist", type=int, help="pqfs: the scan's best scored again with finer codes "
+                                                           "(default: by gallery size)")
     args = parser.parse_args()
-    overrides = {k: v for k, v in {"nlist": args.ivf_lists, "nprobe": args.ivf_nprobe}.items() if v}
+    overrides = {"ivfpq": {k: v for k, v in {"nlist": args.ivf_lists, "nprobe": args.ivf_nprobe}.items() if v},
+                 "pqfs": {"scan_shortlist": args.pqfs_shortlist} if args.pqfs_shortlist else {}}
     shape = Realistic.load() if args.data == "realistic" else Isotropic()
     if args.mates:
         with np.load(args.mates) as pairs:
