@@ -430,11 +430,10 @@ def profiled(gateway: GatewayProcess, tls, faces: list[face_pb2.Face], streams: 
         after, threads_after, names = gateway_counters(gateway), threads_cpu(pid), thread_names(pid)
         load.join()
     faces_done = after.get("faces", 0.0) - before.get("faces", 0.0) or 1.0
-    cpu_ms = 1000 * (after["cpu:gateway"] - before["cpu:gateway"]) / faces_done
-    models_ms = {model: round(1000 * (after.get(f"cpu:{model}", 0.0) - before.get(f"cpu:{model}", 0.0)) / faces_done,
-                              3) for model in ("detector", "recognizer")}
-    return {"by_stage": cpu_split(samples, after["wall"] - before["wall"], cpu_ms, faces_done),
-            "by_thread": threads_split(threads_before, threads_after, faces_done, names), "models": models_ms}
+    cpu_ms = where_time_goes(before, after, workers=1)["cpu_ms_per_face"]
+    return {"by_stage": cpu_split(samples, after["wall"] - before["wall"], cpu_ms["gateway"], faces_done),
+            "by_thread": threads_split(threads_before, threads_after, faces_done, names),
+            "models": {model: cpu_ms[model] for model in ("detector", "recognizer")}}
 
 
 def main() -> None:

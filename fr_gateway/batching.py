@@ -112,13 +112,17 @@ def settled(earlier: Future[Value], until: Callable[[Value], Future]) -> Future[
     return later
 
 
+def time_left(deadline: float | None, limit_s: float) -> float:
+    """Seconds to wait for a stage: until the caller's deadline (time.monotonic()), at most `limit_s`."""
+    return limit_s if deadline is None else max(0.0, min(limit_s, deadline - time.monotonic()))
+
+
 def wait_for(future: Future[Value], deadline: float | None, limit_s: float, work: Future | None = None) -> Value:
     """The future's result; once the caller's deadline (time.monotonic()) or `limit_s` has passed, `work` (the
     future whose cancelling stops what the result waits for; the future itself by default) is cancelled and
     Overloaded raised, unless that work was already under way: then its result is coming, and is waited for."""
-    wait = limit_s if deadline is None else max(0.0, min(limit_s, deadline - time.monotonic()))
     try:
-        return future.result(wait)
+        return future.result(time_left(deadline, limit_s))
     except TimeoutError:
         if (work or future).cancel():
             raise Overloaded("no time left before the deadline") from None

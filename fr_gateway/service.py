@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import itertools
 import logging
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -16,7 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 
 from fr_gateway.audit.trail import AuditTrail, Caller, Operation
-from fr_gateway.batching import MicroBatcher, Overloaded, finished, then, wait_for
+from fr_gateway.batching import MicroBatcher, Overloaded, finished, then, time_left, wait_for
 from fr_gateway.calibration import Thresholds
 from fr_gateway.changes import EnrollResult, GalleryWrites
 from fr_gateway.config import Settings
@@ -233,7 +232,7 @@ class GatewayService:
     def _through(stage: MicroBatcher, items: list, deadline: float | None) -> list:
         """Pass items through a micro-batching stage; a saturated gateway is a Problem like any other. Past the
         caller's deadline (time.monotonic()) the queued items are withdrawn: nobody waits for them."""
-        wait = STAGE_TIMEOUT_S if deadline is None else max(0.0, min(STAGE_TIMEOUT_S, deadline - time.monotonic()))
+        wait = time_left(deadline, STAGE_TIMEOUT_S)
         pending = []
         try:
             pending = [stage.submit(item) for item in items]
@@ -344,14 +343,9 @@ class GatewayService:
             if top_k > self._max_top_k:
                 raise Problem(Reason.ARGUMENT_INVALID, f"top_k {top_k} is above the maximum {self._max_top_k}")
             crop = self._crop_later(face)
-            if crop.done() and crop.exception() is None:  # an ALIGNED crop: straight to the recogniser's queue
-                template = self._embedder.submit(crop.result())
-            else:
-                template = self._embedder.submit_after(crop, lambda image: image)
         except Problem as problem:
             return finished(self._unanswered(problem))
-        except Overloaded as exc:
-            return finished(self.overloaded(exc))
+        template = self._embedder.submit_after(crop, lambda image: image)
         searched = self._searcher.submit_after(template, lambda found: (found, top_k or self._default_top_k))
         return then(searched, lambda done: self._decided(done, crop, sighting))
 

@@ -153,16 +153,17 @@ SUMMARY_PEERS = 10
 
 @dataclasses.dataclass(frozen=True)
 class Recorded:
-    """An audit record queued: wait() returns once it is durable (timing the audit stage from the queueing),
-    and counts it for the audit summary."""
+    """An audit record queued (none when audit is off): wait() returns once it is durable, timing the audit
+    stage from the queueing, and counts it for the audit summary."""
 
     durable: Durable
-    queued: float
+    queued: float | None
     tally: Callable[[], None] | None
 
     def wait(self) -> None:
         self.durable.wait()
-        STAGE_SECONDS.labels("audit").observe(time.perf_counter() - self.queued)
+        if self.queued is not None:
+            STAGE_SECONDS.labels("audit").observe(time.perf_counter() - self.queued)
         if self.tally is not None:
             self.tally()
 
@@ -202,7 +203,7 @@ class AuditTrail:
     def _queued(self, caller: Caller, operation: Operation, outcome: Outcome, request_id: str = "",
                 camera_id: str = "", started: float | None = None) -> Recorded:
         if self.log is None:
-            return Recorded(ALREADY, time.perf_counter(), None)
+            return Recorded(ALREADY, None, None)
         queued = time.perf_counter()
         durable = self.log.append_later(self._event(caller, operation, outcome, request_id, camera_id, started))
         tally = self._tally
