@@ -3,7 +3,8 @@ round looks at every thread that is not idle), each sample goes to the stage of 
 one, and each stage gets its share of the samples of the process's CPU a face (from /proc). And by thread, to
 the nanosecond: each thread's CPU from the kernel (threads_cpu), named as Python names it (thread_names, from
 py-spy) or as the kernel does (gRPC's core and ONNX Runtime name their own), which splits the CPU by the
-gateway's roles (stream readers, recogniser workers, search worker, audit writer, gRPC)."""
+gateway's roles (the event loop that reads and answers every stream, recogniser workers, search worker,
+audit writer, gRPC's core)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ STAGES = (
     ("audit log", ("fr_gateway/audit/", "cryptography")),
     ("analytics and live events", ("fr_gateway/analytics.py", "server/decisions.py")),
     ("gRPC and protobuf (Python side)", ("grpc/", "google/protobuf")),
+    ("event loop (asyncio, and gRPC's callbacks it runs)", ("asyncio/",)),
     ("guard, servicer, batching", ("fr_gateway/server/", "fr_gateway/batching.py", "fr_gateway/service.py")),
     ("threads, queues and futures", ("threading.py", "queue.py", "concurrent/futures")),
 )
@@ -36,7 +38,7 @@ ROUNDS = "rounds"
 WAITING = "waiting"
 # innermost frames of a thread blocked on a lock, queue or timer: py-spy does not always see such a thread as
 # idle, so its samples are set apart, not counted as CPU
-WAITS = ("Condition.wait", "Event.wait", "_worker (", "Thread.join", "sleep (")
+WAITS = ("Condition.wait", "Event.wait", "_worker (", "Thread.join", "sleep (", "EpollSelector.select")
 
 
 def threads_cpu(pid: int) -> dict[int, tuple[str, float]]:

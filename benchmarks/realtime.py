@@ -380,10 +380,10 @@ def model_alone(engine: FaceEngine, items: list[np.ndarray], seconds: float) -> 
     return faces_per_s, 1000 * (time.process_time() - cpu) / faces
 
 
-def quick(gallery: int, seconds: float, index_kind: str) -> dict:
-    """The gateway's own CPU a face beyond the model's: the recogniser alone in the gateway's layout, then 4
-    cameras x 8 in flight of ALIGNED crops through a gateway over mutual TLS with its audit log, against a gallery
-    of `gallery`; the recogniser's limit measured again just before the cameras, for the ratio."""
+def quick(gallery: int, seconds: float, index_kind: str, streams: int) -> dict:
+    """The gateway's own CPU a face beyond the model's: the recogniser alone in the gateway's layout, then
+    `streams` cameras x 8 in flight of ALIGNED crops through a gateway over mutual TLS with its audit log, against
+    a gallery of `gallery`; the recogniser's limit measured again just before the cameras, for the ratio."""
     engine = load_engine(load_settings(environ={}))
     folks = people()
     crop_bytes = aligned_crops(engine, [photo for photos in folks for photo in photos[1:3]])
@@ -398,14 +398,14 @@ def quick(gallery: int, seconds: float, index_kind: str) -> dict:
         with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "index" / "gallery"),
                              rate_limit=0, streams_per_client=0, index_kind=index_kind) as gateway:
             enrol_people(gateway.target, clients[ADMIN], folks)
-            cameras(gateway.target, clients[CAMERA], aligned, 4, 2, window=8)  # warm-up
+            cameras(gateway.target, clients[CAMERA], aligned, streams, 2, window=8)  # warm-up
             limit = side_by_side(engine, items, seconds / 2)
             before = gateway_counters(gateway)
-            row = cameras(gateway.target, clients[CAMERA], aligned, 4, seconds, window=8)
+            row = cameras(gateway.target, clients[CAMERA], aligned, streams, seconds, window=8)
             spent = where_time_goes(before, gateway_counters(gateway), engine.layout.workers)
-            profile = profiled(gateway, clients[CAMERA], aligned, 4, seconds / 2)
+            profile = profiled(gateway, clients[CAMERA], aligned, streams, seconds / 2)
     cpu_ms = spent["cpu_ms_per_face"]
-    return {"kind": "ALIGNED", "cameras": 4, "window": 8, "gallery": gallery, "index_kind": index_kind,
+    return {"kind": "ALIGNED", "cameras": streams, "window": 8, "gallery": gallery, "index_kind": index_kind,
             "seconds": seconds,
             "faces_per_s": row["faces_per_s"], "limit_faces_per_s": round(limit, 1),
             "ratio_to_limit": round(row["faces_per_s"] / limit, 3), "p50_ms": row["p50_ms"], "p99_ms": row["p99_ms"],
@@ -420,7 +420,7 @@ def quick(gallery: int, seconds: float, index_kind: str) -> dict:
 def profiled(gateway: GatewayProcess, tls, faces: list[face_pb2.Face], streams: int, seconds: float) -> dict:
     """The same load again with py-spy sampling the gateway (apart from the measured row, which the sampler's own
     CPU would slow): its CPU milliseconds a face by stage, and by thread, read a second before the load ends
-    (each stream's reader thread ends with its stream), beside the models' own."""
+    (while every stream is still open), beside the models' own."""
     pid = gateway.process.pid
     load = threading.Thread(target=cameras, args=(gateway.target, tls, faces, streams, seconds), kwargs={"window": 8})
     with sampling(pid, seconds) as samples:
@@ -444,9 +444,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="only the gateway's own CPU a face beyond the model's, in under 3 minutes")
     parser.add_argument("--index-kind", default="auto", help="the gallery's index (default auto: pqfs at 100k)")
+    parser.add_argument("--cameras", type=int, default=4, help="with --quick: cameras, 8 crops in flight each "
+                                                               "(default 4)")
     args = parser.parse_args()
     if args.quick:
-        found = quick(args.gallery, args.seconds or 20.0, args.index_kind)
+        found = quick(args.gallery, args.seconds or 20.0, args.index_kind, args.cameras)
         if args.out:
             args.out.with_suffix(".json").write_text(json.dumps(found, indent=2) + "\n")
         print(json.dumps(found), flush=True)
@@ -625,9 +627,10 @@ def profile_table(results: dict) -> list[str]:
     threads = list(dict.fromkeys(name for row in rows for name in row["profile"]["by_thread"]))
     lines += ["\nAnd by thread, to the nanosecond (the kernel's count of each thread's CPU in the same runs, read a "
               "second before their end, with Python's names for its threads; a pool's threads together): "
-              "`stream-reader` reads a camera's crops and decodes them, `embed` runs the recogniser (the models' "
-              "row is its share of them), `search` searches, decides and queues the audit record, `rpc` sends the "
-              "answers, `audit-writer` seals and writes the records, `event_engine` and `_serve` are gRPC's.\n",
+              "`grpc-loop` reads every camera's crops, decodes them and sends the answers, `embed` runs the "
+              "recogniser (the models' row is its share of them), `search` searches, decides and queues the audit "
+              "record, `audit-writer` seals and writes the records, `event_engine` and `_poll_wrapper` are "
+              "gRPC's core.\n",
               "| thread " + heads, "| --- |" + " ---: |" * len(rows)]
     lines.append("| models' runs | " + " | ".join(str(round(sum(row["profile"]["models"].values()), 3))
                                                  for row in rows) + " |")

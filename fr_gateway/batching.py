@@ -6,6 +6,7 @@ microseconds of CPU, and a thread per face in flight made dozens of them a face.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -127,6 +128,17 @@ def wait_for(future: Future[Value], deadline: float | None, limit_s: float, work
         if (work or future).cancel():
             raise Overloaded("no time left before the deadline") from None
         return future.result()
+
+
+async def arrival(future: Future[Value], deadline: float | None, limit_s: float, work: Future | None = None) -> Value:
+    """wait_for, for a coroutine: the event loop serves other calls while this one waits."""
+    waiting = asyncio.wrap_future(future)
+    try:
+        return await asyncio.wait_for(asyncio.shield(waiting), time_left(deadline, limit_s))
+    except TimeoutError:
+        if (work or future).cancel():
+            raise Overloaded("no time left before the deadline") from None
+        return await waiting
 
 
 class MicroBatcher(Generic[Item, Result]):

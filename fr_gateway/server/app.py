@@ -3,11 +3,14 @@ health and reflection, on a mutual-TLS port (or a plaintext one when asked)."""
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import logging
 import signal
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -46,6 +49,7 @@ from fr_gateway.service import GatewayService
 from fr_gateway.transport import CannotListen, server_credentials
 
 log = logging.getLogger(__name__)
+Value = TypeVar("Value")
 
 SERVICE_NAMES = (
     recognition_pb2.DESCRIPTOR.services_by_name["Recognition"].full_name,
@@ -57,7 +61,12 @@ SERVICE_NAMES = (
 
 class Gateway:
     """A started gateway: `port` is the bound port (useful with port 0), `stop()` drains and closes.
-    With `tls` the port speaks mutual TLS only; without it, plaintext (for --insecure)."""
+    With `tls` the port speaks mutual TLS only; without it, plaintext (for --insecure).
+
+    gRPC is served by grpc.aio on an event loop of its own thread: the calls that see faces (Identify,
+    IdentifyStream) and the watches are coroutines there, so no thread is held for a stream or a face in flight
+    and one thread reads and answers every camera (a thread per stream made every message a thread switch). The
+    other calls are plain functions on the server's thread pool."""
 
     def __init__(self, settings: Settings, engine: FaceEngine | None = None, tls: TlsFiles | None = None) -> None:
         self.settings = settings
@@ -82,28 +91,29 @@ class Gateway:
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),  # a second gateway on a port already served fails instead of sharing it
         ]
-        self._server = grpc.server(
-            ElasticThreadPool(settings.workers, "rpc"),
-            options=limits, maximum_concurrent_rpcs=settings.workers, interceptors=[guard],
-        )
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
+        self._loop_thread.start()
+        self._server = self._on_loop(self._create_server(limits, guard))
         try:
             if tls is None:
                 self.port = self._server.add_insecure_port(settings.listen)
             else:
                 self.port = self._server.add_secure_port(settings.listen, server_credentials(tls))
         except RuntimeError:
+            self._stop_loop()
             self.aggregates.close()
             self.trail.close()
             self.service.close()
             raise CannotListen("gRPC", settings.listen, "--listen", "listen") from None
-        recognition = RecognitionServicer(self.service, self.trail, guard, self.decisions, self.alerts, cameras,
+        recognition = RecognitionServicer(self.service, self.trail, self.decisions, self.alerts, cameras,
                                           self.aggregates, settings.stream_window)
         recognition_pb2_grpc.add_RecognitionServicer_to_server(recognition, self._server)
         command_center_pb2_grpc.add_CommandCenterServicer_to_server(
             CommandCenterServicer(self.service, self.trail, cameras, self.aggregates), self._server)
         gallery_pb2_grpc.add_GalleryServicer_to_server(GalleryServicer(self.service), self._server)
         watchlists_pb2_grpc.add_WatchlistsServicer_to_server(WatchlistsServicer(self.service), self._server)
-        self._health = health.HealthServicer()
+        self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
                                             self._server)
@@ -111,12 +121,31 @@ class Gateway:
         self._listening = False
         self.metrics_port = 0
 
+    def _on_loop(self, work: Coroutine[Any, Any, Value]) -> Value:
+        """Run a coroutine on the server's event loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    async def _create_server(self, options: list[tuple[str, int]], guard: Guard) -> grpc.aio.Server:
+        """Created on the loop that serves it."""
+        return grpc.aio.server(
+            migration_thread_pool=ElasticThreadPool(self.settings.workers, "rpc"), options=options,
+            maximum_concurrent_rpcs=self.settings.workers, interceptors=[guard])
+
+    async def _health_is(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, status)
+
+    def _stop_loop(self) -> None:
+        self._on_loop(self._loop.shutdown_asyncgens())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop_thread.join()
+        self._loop.close()
+
     def start(self) -> Gateway:
         """Listen at once, NOT_SERVING while the gallery's index loads (minutes for millions), then SERVING."""
         self.listen()
         self.service.load_index()
-        for name in ("", *SERVICE_NAMES):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._on_loop(self._health_is(health_pb2.HealthCheckResponse.SERVING))
         host = self.settings.listen.rsplit(":", 1)[0]
         log.info("fr-gateway serving %d templates from %s on %s:%d (model %s; search: %s; audit %s)",
                  self.service.gallery_size, self.settings.gallery, host, self.port, self.engine.pack.name,
@@ -139,9 +168,8 @@ class Gateway:
                                    "metrics_listen", getattr(exc, "strerror", None) or str(exc)) from None
             self.metrics_port = self._metrics.server_port
             log.info("Prometheus metrics on http://%s:%d/metrics", host, self.metrics_port)
-        for name in ("", *SERVICE_NAMES):
-            self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self._server.start()
+        self._on_loop(self._health_is(health_pb2.HealthCheckResponse.NOT_SERVING))
+        self._on_loop(self._server.start())
         thresholds = self.service.thresholds
         RUNTIME.info({"recognizer": self.engine.pack.name, "model_sha256": self.engine.pack.fingerprint,
                       "providers": ",".join(self.engine.providers),
@@ -151,8 +179,9 @@ class Gateway:
 
     def stop(self, grace: float = 5.0) -> None:
         """Refuse new calls, let running ones finish, then close the embedder, the store and the audit log."""
-        self._health.enter_graceful_shutdown()
-        self._server.stop(grace).wait()
+        self._on_loop(self._health.enter_graceful_shutdown())
+        self._on_loop(self._server.stop(grace))
+        self._stop_loop()
         self.service.close()
         self.trail.close()
         self.aggregates.close()

@@ -5,6 +5,7 @@ which have been heard from and which are online."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import dataclasses
@@ -20,36 +21,37 @@ Event = TypeVar("Event", recognition_pb2.DecisionEvent, watchlists_pb2.Alert)
 
 
 class Subscription(Generic[Event]):
+    """One watcher's events. Events are published, and read by the watchers' calls, on the server's event loop:
+    no lock is needed."""
+
     def __init__(self, wants: Callable[[Event], bool], capacity: int) -> None:
         self.wants = wants
         self._events: collections.deque[Event] = collections.deque(maxlen=capacity)
         self._dropped = 0
-        self._ready = threading.Condition()
+        self._waiting = asyncio.Event()
 
     def offer(self, event: Event) -> None:
-        with self._ready:
-            if len(self._events) == self._events.maxlen:
-                self._dropped += 1  # the deque drops the oldest as this one goes in
-            self._events.append(event)
-            self._ready.notify()
+        if len(self._events) == self._events.maxlen:
+            self._dropped += 1  # the deque drops the oldest as this one goes in
+        self._events.append(event)
+        self._waiting.set()
 
-    def next(self, timeout: float) -> Event | None:
-        """The oldest waiting event, marked with how many were dropped before it; None after `timeout`."""
-        with self._ready:
-            if not self._ready.wait_for(lambda: self._events, timeout):
-                return None
-            published = self._events.popleft()
-            event = type(published)()
-            event.CopyFrom(published)  # every subscriber shares the published event: mark a copy
-            event.dropped_before, self._dropped = self._dropped, 0
-            return event
+    async def next(self) -> Event:
+        """The oldest waiting event, marked with how many were dropped before it."""
+        while not self._events:
+            self._waiting.clear()
+            await self._waiting.wait()
+        published = self._events.popleft()
+        event = type(published)()
+        event.CopyFrom(published)  # every subscriber shares the published event: mark a copy
+        event.dropped_before, self._dropped = self._dropped, 0
+        return event
 
 
 class Hub(Generic[Event]):
     def __init__(self, capacity: int = 1024) -> None:
         self._capacity = capacity
         self._subscriptions: set[Subscription[Event]] = set()
-        self._lock = threading.Lock()
 
     @property
     def watched(self) -> bool:
@@ -57,22 +59,18 @@ class Hub(Generic[Event]):
         return bool(self._subscriptions)
 
     def publish(self, event: Event) -> None:
-        with self._lock:
-            subscriptions = list(self._subscriptions)
-        for subscription in subscriptions:
+        for subscription in self._subscriptions:
             if subscription.wants(event):
                 subscription.offer(event)
 
     @contextlib.contextmanager
     def subscribe(self, wants: Callable[[Event], bool]) -> Iterator[Subscription[Event]]:
         subscription: Subscription[Event] = Subscription(wants, self._capacity)
-        with self._lock:
-            self._subscriptions.add(subscription)
+        self._subscriptions.add(subscription)
         try:
             yield subscription
         finally:
-            with self._lock:
-                self._subscriptions.discard(subscription)
+            self._subscriptions.discard(subscription)
 
 
 def decision_filter(request: recognition_pb2.WatchDecisionsRequest) -> Callable[[recognition_pb2.DecisionEvent], bool]:

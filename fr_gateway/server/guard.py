@@ -4,11 +4,14 @@ deadline still open. Every refusal is audited; the admitted caller is handed on 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
+import inspect
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import NoReturn
 
 import grpc
 from cryptography import x509
@@ -69,6 +72,7 @@ HANDLER_FACTORIES = {
 }
 STREAM_PATIENCE_S = 5.0  # how long one message of a client stream waits for its rate-limit token
 
+Context = grpc.ServicerContext | grpc.aio.ServicerContext
 _current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
 
 
@@ -90,22 +94,35 @@ class TokenBuckets:
         self._state: dict[str, tuple[float, float]] = {}  # client -> (tokens, last refill)
         self._lock = threading.Lock()
 
+    def _take_or_wait(self, client: str) -> float:
+        """0 when `client` took a token, else the seconds until one refills."""
+        if self._rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._state.get(client, (float(self._burst), now))
+            tokens = min(float(self._burst), tokens + (now - last) * self._rate)
+            allowed = tokens >= 1.0
+            self._state[client] = (tokens - 1.0 if allowed else tokens, now)
+        return 0.0 if allowed else (1.0 - tokens) / self._rate
+
     def take(self, client: str, patience: float = 0.0) -> bool:
         """A token for `client`, waiting up to `patience` seconds for one to refill."""
-        if self._rate <= 0:
-            return True
         give_up = time.monotonic() + patience
-        while True:
-            now = time.monotonic()
-            with self._lock:
-                tokens, last = self._state.get(client, (float(self._burst), now))
-                tokens = min(float(self._burst), tokens + (now - last) * self._rate)
-                allowed = tokens >= 1.0
-                self._state[client] = (tokens - 1.0 if allowed else tokens, now)
-            refilled = now + (1.0 - tokens) / self._rate
-            if allowed or refilled > give_up:
-                return allowed
-            time.sleep(refilled - now)
+        while (wait := self._take_or_wait(client)) > 0:
+            if time.monotonic() + wait > give_up:
+                return False
+            time.sleep(wait)
+        return True
+
+    async def take_async(self, client: str, patience: float) -> bool:
+        """take(), for a coroutine: the event loop serves other calls while this one waits for its token."""
+        give_up = time.monotonic() + patience
+        while (wait := self._take_or_wait(client)) > 0:
+            if time.monotonic() + wait > give_up:
+                return False
+            await asyncio.sleep(wait)
+        return True
 
 
 class StreamCounter:
@@ -136,14 +153,19 @@ def _principal(pem: bytes):
 
 
 class Refused(Exception):
-    """A call the guard turns away, with the status the caller gets."""
+    """A call the guard turns away: the status the caller gets, and who is refused (with the camera id the call
+    named, when it names one) for the audit record. A servicer raises it too; the guard audits and answers it."""
 
-    def __init__(self, code: grpc.StatusCode, detail: str) -> None:
+    def __init__(self, code: grpc.StatusCode, detail: str, caller: Caller, camera_id: str = "") -> None:
         super().__init__(detail)
-        self.code, self.detail = code, detail
+        self.code, self.detail, self.caller, self.camera_id = code, detail, caller, camera_id
 
 
-class Guard(grpc.ServerInterceptor):
+class Guard(grpc.aio.ServerInterceptor):
+    """Wraps every method: the handler gets an admitted caller and a parsed message, and whatever Refused it
+    raises is audited and answered with its status. Coroutine handlers run on the server's event loop; plain
+    functions on its thread pool (and may not stream responses: those are coroutines here)."""
+
     def __init__(self, trail: AuditTrail, secure: bool, rate: float, burst: int, streams_per_client: int,
                  ready: Callable[[], bool]) -> None:
         self._trail = trail
@@ -154,55 +176,63 @@ class Guard(grpc.ServerInterceptor):
 
     # ---- who, and may they ----
 
-    def _caller(self, context: grpc.ServicerContext) -> Caller:
+    def _caller(self, context: Context) -> Caller:
         peer = context.peer()
         if not self._secure:
             return Caller("insecure/" + peer.rsplit(":", 1)[0], "insecure", peer)
+        unknown = Caller("unknown", "", peer)
         auth = context.auth_context()
         version = b"".join(auth.get("ssl_tls_version", [])).decode() or "none"
         if version != TLS_VERSION:
             raise Refused(grpc.StatusCode.UNAUTHENTICATED, f"{TLS_VERSION} is required; this connection uses "
-                                                           f"{version}")
+                                                           f"{version}", unknown)
         certificates = auth.get("x509_pem_cert")
         if not certificates:
-            raise Refused(grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required")
+            raise Refused(grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required", unknown)
         try:
             principal = _principal(certificates[0])
         except (CertificateError, ValueError) as exc:
-            raise Refused(grpc.StatusCode.UNAUTHENTICATED, f"client certificate not usable: {exc}") from exc
+            raise Refused(grpc.StatusCode.UNAUTHENTICATED, f"client certificate not usable: {exc}", unknown) from exc
         return Caller(str(principal), principal.role, peer)
 
-    def _admit(self, context: grpc.ServicerContext, method: str, started: float) -> Caller:
-        """The admitted caller, or an audited refusal that aborts the call."""
-        caller = Caller("unknown", "", context.peer())
-        try:
-            caller = self._caller(context)
-            if self._secure and method not in ROLE_METHODS.get(caller.role, frozenset()):
-                raise Refused(grpc.StatusCode.PERMISSION_DENIED,
-                              f"role {caller.role!r} may not call {operation_of(method)}")
-            if not self._ready() and method not in HEALTH:
-                raise Refused(grpc.StatusCode.UNAVAILABLE, "the gateway is still loading its gallery; retry shortly")
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started")
-            if not self._buckets.take(caller.identity):
-                raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit for {caller.identity} exceeded")
-        except Refused as refused:
-            self.refuse(context, caller, method, refused, started)
+    def _admit(self, context: Context, method: str) -> Caller:
+        """The admitted caller; Refused otherwise."""
+        caller = self._caller(context)
+        if self._secure and method not in ROLE_METHODS.get(caller.role, frozenset()):
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED,
+                          f"role {caller.role!r} may not call {operation_of(method)}", caller)
+        if not self._ready() and method not in HEALTH:
+            raise Refused(grpc.StatusCode.UNAVAILABLE, "the gateway is still loading its gallery; retry shortly",
+                          caller)
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started", caller)
+        if not self._buckets.take(caller.identity):
+            raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit for {caller.identity} exceeded", caller)
         return caller
 
-    def refuse(self, context: grpc.ServicerContext, caller: Caller, method: str, refused: Refused,
-               started: float | None = None, camera_id: str = "") -> None:
-        """Audit the refusal, then abort the call with its status (this raises)."""
+    def _refusal_status(self, refused: Refused, method: str, started: float) -> tuple[grpc.StatusCode, str]:
+        """Audit the refusal; the status to answer it with (UNAVAILABLE when it could not be audited)."""
         try:
-            self._trail.refusal(caller, operation_of(method), refused.code.name, refused.detail,
-                                camera_id=camera_id, started=started)
+            self._trail.refusal(refused.caller, operation_of(method), refused.code.name, refused.detail,
+                                camera_id=refused.camera_id, started=started)
         except AuditUnavailable as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        context.abort(refused.code, refused.detail)
+            return grpc.StatusCode.UNAVAILABLE, str(exc)
+        return refused.code, refused.detail
 
-    def _decoded(self, decode: Callable | None, raw: bytes, caller: Caller, context: grpc.ServicerContext,
-                 method: str):
+    def _refuse(self, context: grpc.ServicerContext, refused: Refused, method: str, started: float) -> NoReturn:
+        context.abort(*self._refusal_status(refused, method, started))
+        raise AssertionError("abort returned")  # gRPC's abort raises
+
+    async def _refuse_async(self, context: grpc.aio.ServicerContext, refused: Refused, method: str,
+                            started: float) -> NoReturn:
+        """The audit's write waits on the thread pool, not on the event loop every stream shares."""
+        status = await asyncio.get_running_loop().run_in_executor(
+            None, self._refusal_status, refused, method, started)
+        await context.abort(*status)
+        raise AssertionError("abort returned")
+
+    def _decoded(self, decode: Callable | None, raw: bytes, caller: Caller, method: str):
         """Parse the message here rather than in gRPC, so bytes that are not one answer INVALID_ARGUMENT
         (gRPC itself would say INTERNAL) and the attempt is audited."""
         if decode is None:
@@ -210,76 +240,126 @@ class Guard(grpc.ServerInterceptor):
         try:
             return decode(raw)
         except (DecodeError, ValueError, TypeError) as exc:
-            self.refuse(context, caller, method, Refused(
-                grpc.StatusCode.INVALID_ARGUMENT, f"not a valid {operation_of(method)} request message: {exc}"))
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"not a valid {operation_of(method)} request message: {exc}", caller) from None
 
-    def _metered(self, decode: Callable | None, requests: Iterator, caller: Caller, context: grpc.ServicerContext,
-                 method: str) -> Iterator:
+    def _over_rate(self, caller: Caller) -> Refused:
+        return Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit for {caller.identity} exceeded", caller)
+
+    def _metered(self, decode: Callable | None, requests: Iterator, caller: Caller, method: str) -> Iterator:
         """Each message of a client stream costs a token too: a stream cannot dodge the rate limit. A stream
         that outruns it is slowed to the rate (gRPC's flow control holds the sender back), and refused only when
         no token comes for STREAM_PATIENCE_S: a bulk enrolment runs at the rate instead of failing."""
         for raw in requests:
             if not self._buckets.take(caller.identity, STREAM_PATIENCE_S):
-                self.refuse(context, caller, method, Refused(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit for {caller.identity} exceeded"))
-            yield self._decoded(decode, raw, caller, context, method)
+                raise self._over_rate(caller)
+            yield self._decoded(decode, raw, caller, method)
+
+    async def _metered_async(self, decode: Callable | None, requests: AsyncIterator, caller: Caller,
+                             method: str) -> AsyncIterator:
+        """_metered, for a coroutine."""
+        async for raw in requests:
+            if not await self._buckets.take_async(caller.identity, STREAM_PATIENCE_S):
+                raise self._over_rate(caller)
+            yield self._decoded(decode, raw, caller, method)
 
     # ---- wiring into gRPC ----
 
-    def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):
-        handler = continuation(handler_call_details)
+    async def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):
+        handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
         for kind, make_handler in HANDLER_FACTORIES.items():
             behaviour = getattr(handler, kind)
-            if behaviour is not None:
-                wrap = self._streaming if handler.response_streaming else self._unary
-                wrapped = wrap(behaviour, method, handler.request_streaming, handler.request_deserializer)
-                # the message is parsed in the wrapper (see _decoded), so the new handler has no deserializer
-                return make_handler(wrapped, request_deserializer=None,
-                                    response_serializer=handler.response_serializer)
+            if behaviour is None:
+                continue
+            if inspect.isasyncgenfunction(behaviour):
+                wrap = self._stream
+            elif inspect.iscoroutinefunction(behaviour):
+                wrap = self._coroutine
+            elif handler.response_streaming:
+                raise TypeError(f"{method}: a response stream is served by a coroutine here, not a thread")
+            else:
+                wrap = self._function
+            wrapped = wrap(behaviour, method, handler.request_streaming,
+                           handler.request_streaming or handler.response_streaming, handler.request_deserializer)
+            # the message is parsed in the wrapper (see _decoded), so the new handler has no deserializer
+            return make_handler(wrapped, request_deserializer=None, response_serializer=handler.response_serializer)
         return handler
 
-    def _enter_stream(self, context: grpc.ServicerContext, caller: Caller, method: str, started: float) -> None:
-        if not self._streams.enter(caller.identity):
-            self.refuse(context, caller, method, Refused(
-                grpc.StatusCode.RESOURCE_EXHAUSTED, f"{caller.identity} has too many open streams"), started)
-
-    def _enter(self, request, context: grpc.ServicerContext, method: str, request_streaming: bool,
-               streaming: bool, decode: Callable | None) -> tuple[Caller, object]:
-        """What every call does first: admit the caller, parse its message (or meter its stream of them), and
-        take a stream slot when it is a stream."""
-        started = time.perf_counter()
-        caller = self._admit(context, method, started)
+    def _enter(self, request, context: Context, method: str, request_streaming: bool, streaming: bool,
+               decode: Callable | None) -> tuple[Caller, object]:
+        """What every call does first: admit the caller, parse its message, and take a stream slot when it is a
+        stream (its wrapper meters a stream of messages). Refused otherwise."""
+        caller = self._admit(context, method)
         if not request_streaming:
-            request = self._decoded(decode, request, caller, context, method)
-        if streaming:
-            self._enter_stream(context, caller, method, started)
-        if request_streaming:
-            request = self._metered(decode, request, caller, context, method)
+            request = self._decoded(decode, request, caller, method)
+        if streaming and not self._streams.enter(caller.identity):
+            raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{caller.identity} has too many open streams", caller)
         return caller, request
 
-    def _unary(self, behaviour: Callable, method: str, request_streaming: bool, decode: Callable | None) -> Callable:
-        def run(request, context):
-            caller, request = self._enter(request, context, method, request_streaming, request_streaming, decode)
+    def _function(self, behaviour: Callable, method: str, request_streaming: bool, streaming: bool,
+                  decode: Callable | None) -> Callable:
+        """A plain function's call, on the server's thread pool."""
+        def run(request, context: grpc.ServicerContext):
+            started = time.perf_counter()
+            try:
+                caller, request = self._enter(request, context, method, request_streaming, streaming, decode)
+            except Refused as refused:
+                self._refuse(context, refused, method, started)
+            if request_streaming:
+                request = self._metered(decode, request, caller, method)
             token = _current_caller.set(caller)
             try:
                 return behaviour(request, context)
+            except Refused as refused:
+                self._refuse(context, refused, method, started)
             finally:
-                _current_caller.reset(token)
-                if request_streaming:
+                _current_caller.reset(token)  # this pool thread serves other calls next
+                if streaming:
                     self._streams.leave(caller.identity)
         return run
 
-    def _streaming(self, behaviour: Callable, method: str, request_streaming: bool,
+    async def _admitted(self, request, context: grpc.aio.ServicerContext, method: str, request_streaming: bool,
+                        streaming: bool, decode: Callable | None, started: float) -> tuple[Caller, object]:
+        try:
+            caller, request = self._enter(request, context, method, request_streaming, streaming, decode)
+        except Refused as refused:
+            await self._refuse_async(context, refused, method, started)
+        if request_streaming:
+            request = self._metered_async(decode, request, caller, method)
+        _current_caller.set(caller)  # each call runs in a task of its own, with a context of its own
+        return caller, request
+
+    def _coroutine(self, behaviour: Callable, method: str, request_streaming: bool, streaming: bool,
                    decode: Callable | None) -> Callable:
-        def run(request, context):
-            caller, request = self._enter(request, context, method, request_streaming, True, decode)
-            token = _current_caller.set(caller)
+        """A coroutine's call, on the event loop."""
+        async def run(request, context: grpc.aio.ServicerContext):
+            started = time.perf_counter()
+            caller, request = await self._admitted(request, context, method, request_streaming, streaming, decode,
+                                                   started)
             try:
-                yield from behaviour(request, context)
+                return await behaviour(request, context)
+            except Refused as refused:
+                await self._refuse_async(context, refused, method, started)
             finally:
-                _current_caller.reset(token)
+                if streaming:
+                    self._streams.leave(caller.identity)
+        return run
+
+    def _stream(self, behaviour: Callable, method: str, request_streaming: bool, streaming: bool,
+                decode: Callable | None) -> Callable:
+        """An async generator's call (a response stream), on the event loop."""
+        async def run(request, context: grpc.aio.ServicerContext):
+            started = time.perf_counter()
+            caller, request = await self._admitted(request, context, method, request_streaming, streaming, decode,
+                                                   started)
+            try:
+                async for response in behaviour(request, context):
+                    yield response
+            except Refused as refused:
+                await self._refuse_async(context, refused, method, started)
+            finally:
                 self._streams.leave(caller.identity)
         return run

@@ -4,15 +4,14 @@ with a decision and go on."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
-import queue
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 
 import grpc
@@ -21,7 +20,7 @@ from fr_gateway import __version__
 from fr_gateway.analytics import Aggregates, day_text
 from fr_gateway.audit.log import AuditUnavailable, parse_time, utc_now
 from fr_gateway.audit.trail import FIELD_LIMITS, AuditTrail, Caller, Operation, Outcome, Recorded, Verdict, bounded
-from fr_gateway.batching import Overloaded, finished, settled, then, wait_for
+from fr_gateway.batching import Overloaded, arrival, finished, settled, then
 from fr_gateway.calibration import Threshold
 from fr_gateway.changes import EnrollResult
 from fr_gateway.contract import (
@@ -40,7 +39,7 @@ from fr_gateway.faces.crops import CropKind
 from fr_gateway.reasons import UNARY_STATUS_NAMES, Problem, Reason, reason_name, status_name
 from fr_gateway.security.keys import KeyRingError
 from fr_gateway.server.decisions import Cameras, Hub, alert_filter, decision_filter
-from fr_gateway.server.guard import Guard, Refused, current_caller
+from fr_gateway.server.guard import Refused, current_caller
 from fr_gateway.service import (
     STAGE_TIMEOUT_S,
     EnrollRecord,
@@ -95,9 +94,14 @@ def decision_pb(decision: Decision) -> int:
     return face_pb2.Decision.Value(decision.name)
 
 
+def unary_status(reason: Reason | None, detail: str) -> tuple[grpc.StatusCode, str] | None:
+    """The status a unary call answers with for this reason, if it is one answered by a status."""
+    return (UNARY_STATUS[reason], f"{reason.name}: {detail}") if reason in UNARY_STATUS else None
+
+
 def abort_if_unary_status(context: grpc.ServicerContext, reason: Reason | None, detail: str) -> None:
-    if reason in UNARY_STATUS:
-        context.abort(UNARY_STATUS[reason], f"{reason.name}: {detail}")
+    if status := unary_status(reason, detail):
+        context.abort(*status)
 
 
 @contextlib.contextmanager
@@ -133,13 +137,11 @@ def audited(trail: AuditTrail, context: grpc.ServicerContext, operation: Operati
         trail.record(caller or current_caller(), operation, outcome, **fields)
 
 
-def _events(hub: Hub, wants, context: grpc.ServicerContext) -> Iterator:
-    """A subscriber's events until it hangs up."""
+async def _events(hub: Hub, wants) -> AsyncIterator:
+    """A subscriber's events until it hangs up (gRPC then cancels its call)."""
     with hub.subscribe(wants) as subscription:
-        while context.is_active():
-            event = subscription.next(timeout=0.5)
-            if event is not None:
-                yield event
+        while True:
+            yield await subscription.next()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,39 +169,37 @@ class InFlight:
 
 
 class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
-    """Up to `stream_window` crops of a stream are on their way at once; no thread waits for any of them but the
-    call's own, which sends their answers in order."""
+    """Identify, IdentifyStream and the two watches are coroutines on the server's event loop: no thread is held
+    for a call or a face. Up to `stream_window` crops of a stream are on their way at once, and their answers
+    leave in order."""
 
-    def __init__(self, service: GatewayService, trail: AuditTrail, guard: Guard,
+    def __init__(self, service: GatewayService, trail: AuditTrail,
                  decisions: Hub[recognition_pb2.DecisionEvent], alerts: Hub[watchlists_pb2.Alert], cameras: Cameras,
                  aggregates: Aggregates, stream_window: int) -> None:
         self._service = service
         self._trail = trail
-        self._guard = guard
         self._decisions = decisions
         self._alerts = alerts
         self._cameras = cameras
         self._aggregates = aggregates
         self._window = max(1, stream_window)
 
-    def _check_camera(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
-                      caller: Caller, started: float) -> None:
+    @staticmethod
+    def _check_camera(request: recognition_pb2.IdentifyRequest, caller: Caller) -> None:
         """A camera speaks only for itself: its certificate's camera id, or none (then the certificate's)."""
         if caller.role != "camera":
             return
         if not request.camera_id:
             request.camera_id = caller.name
         elif request.camera_id != caller.name:
-            self._guard.refuse(context, caller, Operation.IDENTIFY, Refused(
-                grpc.StatusCode.PERMISSION_DENIED, f"camera {caller.name} may not send camera_id "
-                f"{bounded(request.camera_id, FIELD_LIMITS['camera_id'])!r}"), started, camera_id=request.camera_id)
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"camera {caller.name} may not send camera_id "
+                          f"{bounded(request.camera_id, FIELD_LIMITS['camera_id'])!r}", caller, request.camera_id)
 
-    def _identify_later(self, request: recognition_pb2.IdentifyRequest, context: grpc.ServicerContext,
-                        caller: Caller, unary: bool) -> InFlight:
-        """The face sent on its way from the calling thread (which decodes it); the worker that decides it also
+    def _identify_later(self, request: recognition_pb2.IdentifyRequest, caller: Caller, unary: bool) -> InFlight:
+        """The face sent on its way from the event loop (which decodes it); the worker that decides it also
         makes its answer and queues its audit record."""
         started = time.perf_counter()
-        self._check_camera(request, context, caller, started)
+        self._check_camera(request, caller)
         request_id, refused = request_id_of(request)
         if refused:
             result = finished(IdentifyResult.of_problem(refused, self._service.thresholds.identify.value,
@@ -236,19 +236,23 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         self._aggregates.face(request.camera_id, request.track_id, result.decision.name, reason_name(result.reason))
         return Answer(result, response, recorded, started)
 
-    def _answered(self, face: InFlight, context: grpc.ServicerContext, caller: Caller, unary: bool) -> Answer:
-        """On the call's thread: the face's answer once its audit record is durable (none is given without one:
-        UNAVAILABLE), then told to the watchers. Past the call's deadline (or STAGE_TIMEOUT_S) a face not yet
-        decided is answered GATEWAY_OVERLOADED."""
+    async def _answered(self, face: InFlight, context: grpc.aio.ServicerContext, caller: Caller,
+                        unary: bool) -> Answer:
+        """The face's answer once its audit record is durable (none is given without one: UNAVAILABLE), then
+        told to the watchers. Past the call's deadline (or STAGE_TIMEOUT_S) a face not yet decided is answered
+        GATEWAY_OVERLOADED."""
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        with audit_or_unavailable(context):
+        try:
             try:
-                answer = wait_for(face.answer, deadline, STAGE_TIMEOUT_S, work=face.result)
+                answer = await arrival(face.answer, deadline, STAGE_TIMEOUT_S, work=face.result)
             except Overloaded as exc:
-                answer = self._answer(self._service.overloaded(exc), face.request, face.request_id, caller, unary,
-                                      face.started)
-            answer.recorded.wait()
+                overloaded = self._answer(self._service.overloaded(exc), face.request, face.request_id, caller,
+                                          unary, face.started)
+                answer = await asyncio.wrap_future(settled(finished(overloaded), lambda made: made.recorded.durable))
+            answer.recorded.wait()  # durable by now: this times the audit stage and counts the record
+        except AuditUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"no decision without an audit record: {exc}")
         response = answer.response
         if self._decisions.watched:
             self._decisions.publish(recognition_pb2.DecisionEvent(
@@ -262,59 +266,58 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                 track_id=response.track_id, request_id=response.request_id, hit=hit, evidence=answer.result.evidence))
         return answer
 
-    def Identify(self, request, context):
+    async def Identify(self, request, context):
         caller = current_caller()
-        answer = self._answered(self._identify_later(request, context, caller, unary=True), context, caller,
-                                unary=True)
-        abort_if_unary_status(context, answer.result.reason, answer.result.detail)
+        answer = await self._answered(self._identify_later(request, caller, unary=True), context, caller,
+                                      unary=True)
+        if status := unary_status(answer.result.reason, answer.result.detail):
+            await context.abort(*status)
         return answer.response
 
-    def IdentifyStream(self, request_iterator, context) -> Iterator[recognition_pb2.IdentifyResponse]:
+    async def IdentifyStream(self, request_iterator, context) -> AsyncIterator[recognition_pb2.IdentifyResponse]:
         """The camera counts as streaming, for the camera wall, until the call ends."""
         with self._cameras.streaming() as camera_named:
-            yield from self._stream_answers(request_iterator, context, camera_named)
+            async for response in self._stream_answers(request_iterator, context, camera_named):
+                yield response
 
-    def _stream_answers(self, request_iterator: Iterator[recognition_pb2.IdentifyRequest],
-                        context: grpc.ServicerContext,
-                        camera_named: Callable[[str], None]) -> Iterator[recognition_pb2.IdentifyResponse]:
-        """A reader thread sends up to `stream_window` crops of the stream on their way, so a camera's burst of
+    async def _stream_answers(self, request_iterator: AsyncIterator[recognition_pb2.IdentifyRequest],
+                              context: grpc.aio.ServicerContext,
+                              camera_named: Callable[[str], None]) -> AsyncIterator[recognition_pb2.IdentifyResponse]:
+        """A reading task sends up to `stream_window` crops of the stream on their way, so a camera's burst of
         faces reaches the recogniser as one batch; answers leave in the order the crops came. While the window is
         full nothing more is read, and gRPC flow control holds the camera back."""
-        in_flight: queue.Queue[InFlight | BaseException | None] = queue.Queue()
-        window = threading.Semaphore(self._window)
-        ended = threading.Event()
+        in_flight: asyncio.Queue[InFlight | BaseException | None] = asyncio.Queue()
+        window = asyncio.Semaphore(self._window)
         caller = current_caller()
 
-        def read() -> None:
+        async def read() -> None:
             try:
-                for request in request_iterator:
+                async for request in request_iterator:
                     camera_named(request.camera_id or (caller.name if caller.role == "camera" else ""))
-                    window.acquire()
-                    if ended.is_set():
-                        return
-                    in_flight.put(self._identify_later(request, context, caller, False))
-            except BaseException as exc:  # a refusal (already aborted) or a broken stream ends the call
-                in_flight.put(exc)
+                    await window.acquire()
+                    in_flight.put_nowait(self._identify_later(request, caller, False))
+            except Exception as exc:  # a refusal or a broken stream ends the call, after the answers before it
+                in_flight.put_nowait(exc)
             else:
-                in_flight.put(None)
+                in_flight.put_nowait(None)
 
-        threading.Thread(target=read, name="stream-reader", daemon=True).start()
+        reading = asyncio.create_task(read())
         try:
-            while (item := in_flight.get()) is not None:
+            while (item := await in_flight.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                response = self._answered(item, context, caller, unary=False).response
+                response = (await self._answered(item, context, caller, unary=False)).response
                 window.release()
                 yield response
         finally:
-            ended.set()
-            window.release()  # a reader waiting for room sees the call has ended
+            reading.cancel()
 
-    def WatchDecisions(self, request, context) -> Iterator[recognition_pb2.DecisionEvent]:
-        yield from _events(self._decisions, decision_filter(request), context)
+    async def WatchDecisions(self, request, context) -> AsyncIterator[recognition_pb2.DecisionEvent]:
+        async for event in _events(self._decisions, decision_filter(request)):
+            yield event
 
-    def WatchAlerts(self, request, context) -> Iterator[watchlists_pb2.Alert]:
-        for alert in _events(self._alerts, alert_filter(request), context):
+    async def WatchAlerts(self, request, context) -> AsyncIterator[watchlists_pb2.Alert]:
+        async for alert in _events(self._alerts, alert_filter(request)):
             if not request.with_evidence:
                 alert.ClearField("evidence")
             yield alert
