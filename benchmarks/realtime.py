@@ -3,8 +3,9 @@ recogniser's own limit and a naive one-face-at-a-time pipeline, all measured in 
 
     .venv/bin/python benchmarks/realtime.py [--gallery 100000] [--seconds 8] [--out benchmarks/realtime]
 writes realtime.json and realtime.md; `--quick [--out PREFIX]` (under 3 minutes) measures only the gateway's
-own CPU a face beyond the recogniser's (ALIGNED crops, 4 cameras x 8 in flight, mutual TLS, audit on), and
-ends its output with that one JSON object (written to PREFIX.json when asked). The full run:
+own CPU a face beyond the recogniser's (ALIGNED crops, 4 cameras x 8 in flight, mutual TLS, audit on; other
+cameras with `--cameras N`, LOOSE photos with `--kind LOOSE`: beyond detector + recogniser), and ends its
+output with that one JSON object (written to PREFIX.json when asked). The full run:
 1. the limit: ONNX Runtime on the recogniser alone, batches of 1 to 64 aligned crops, no gRPC;
 2. the naive peer, in process, one face at a time (as insightface's FaceAnalysis does it): aligned crops
    embedded one by one, and photos detected, aligned and embedded one by one;
@@ -32,6 +33,7 @@ again with py-spy sampling the gateway: its CPU a face by stage and by thread (`
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import tempfile
@@ -380,17 +382,25 @@ def model_alone(engine: FaceEngine, items: list[np.ndarray], seconds: float) -> 
     return faces_per_s, 1000 * (time.process_time() - cpu) / faces
 
 
-def quick(gallery: int, seconds: float, index_kind: str, streams: int) -> dict:
-    """The gateway's own CPU a face beyond the model's: the recogniser alone in the gateway's layout, then
-    `streams` cameras x 8 in flight of ALIGNED crops through a gateway over mutual TLS with its audit log, against
-    a gallery of `gallery`; the recogniser's limit measured again just before the cameras, for the ratio."""
+def quick(gallery: int, seconds: float, index_kind: str, streams: int, kind: str) -> dict:
+    """The gateway's own CPU a face beyond the models': `streams` cameras x 8 in flight of ALIGNED crops (or
+    LOOSE photos) through a gateway over mutual TLS with its audit log, against a gallery of `gallery`; the limit
+    (the recogniser side by side, or detect + embed one photo at a time) measured again just before the cameras,
+    for the ratio; for ALIGNED, the recogniser alone in the gateway's layout beside it."""
     engine = load_engine(load_settings(environ={}))
     folks = people()
-    crop_bytes = aligned_crops(engine, [photo for photos in folks for photo in photos[1:3]])
+    photos = [photo for photos in folks for photo in photos[1:3]]
+    crop_bytes = aligned_crops(engine, photos)
     crops = decoded(crop_bytes)
     items = [crops[n % len(crops)] for n in range(engine.layout.batch)]
-    _, model_alone_cpu = model_alone(engine, items, seconds / 2)
-    aligned = [face_pb2.Face(image=crop, kind=face_pb2.ALIGNED) for crop in crop_bytes]
+    if kind == "ALIGNED":
+        model_alone_cpu: float | None = model_alone(engine, items, seconds / 2)[1]
+        faces = [face_pb2.Face(image=crop, kind=face_pb2.ALIGNED) for crop in crop_bytes]
+        limit_of = functools.partial(side_by_side, engine, items, seconds / 2)
+    else:
+        model_alone_cpu = None
+        faces = [face_pb2.Face(image=photo.read_bytes(), kind=face_pb2.LOOSE) for photo in photos]
+        limit_of = functools.partial(naive_loose, engine, photos, seconds / 2)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         _, clients = make_certs(folder / "certs", CAMERA, ADMIN)
@@ -398,21 +408,22 @@ def quick(gallery: int, seconds: float, index_kind: str, streams: int) -> dict:
         with gateway_process(folder, "--certs", str(folder / "certs"), "--gallery", str(folder / "index" / "gallery"),
                              rate_limit=0, streams_per_client=0, index_kind=index_kind) as gateway:
             enrol_people(gateway.target, clients[ADMIN], folks)
-            cameras(gateway.target, clients[CAMERA], aligned, streams, 2, window=8)  # warm-up
-            limit = side_by_side(engine, items, seconds / 2)
+            cameras(gateway.target, clients[CAMERA], faces, streams, 2, window=8)  # warm-up
+            limit = limit_of()
             before = gateway_counters(gateway)
-            row = cameras(gateway.target, clients[CAMERA], aligned, streams, seconds, window=8)
+            row = cameras(gateway.target, clients[CAMERA], faces, streams, seconds, window=8)
             spent = where_time_goes(before, gateway_counters(gateway), engine.layout.workers)
-            profile = profiled(gateway, clients[CAMERA], aligned, streams, seconds / 2)
+            profile = profiled(gateway, clients[CAMERA], faces, streams, seconds / 2)
     cpu_ms = spent["cpu_ms_per_face"]
-    return {"kind": "ALIGNED", "cameras": streams, "window": 8, "gallery": gallery, "index_kind": index_kind,
+    return {"kind": kind, "cameras": streams, "window": 8, "gallery": gallery, "index_kind": index_kind,
             "seconds": seconds,
             "faces_per_s": row["faces_per_s"], "limit_faces_per_s": round(limit, 1),
             "ratio_to_limit": round(row["faces_per_s"] / limit, 3), "p50_ms": row["p50_ms"], "p99_ms": row["p99_ms"],
-            "gateway_cpu_ms_per_face": cpu_ms["gateway"], "model_cpu_ms_per_face": cpu_ms["recognizer"],
+            "gateway_cpu_ms_per_face": cpu_ms["gateway"],
+            "model_cpu_ms_per_face": round(cpu_ms["detector"] + cpu_ms["recognizer"], 2),
             "gateway_cpu_ms_per_face_beyond_model": spent["beyond_models_ms"],
             "beyond_model_share": spent["beyond_models_share"],
-            "model_alone_cpu_ms_per_face": round(model_alone_cpu, 2),
+            "model_alone_cpu_ms_per_face": model_alone_cpu and round(model_alone_cpu, 2),
             "ms_per_face_by_stage": spent["ms_per_face"], "mean_embed_batch": spent["mean_embed_batch"],
             "profile_cpu_ms_per_face": profile}
 
@@ -446,9 +457,11 @@ def main() -> None:
     parser.add_argument("--index-kind", default="auto", help="the gallery's index (default auto: pqfs at 100k)")
     parser.add_argument("--cameras", type=int, default=4, help="with --quick: cameras, 8 crops in flight each "
                                                                "(default 4)")
+    parser.add_argument("--kind", choices=("ALIGNED", "LOOSE"), default="ALIGNED",
+                        help="with --quick: what the cameras send (default ALIGNED crops)")
     args = parser.parse_args()
     if args.quick:
-        found = quick(args.gallery, args.seconds or 20.0, args.index_kind, args.cameras)
+        found = quick(args.gallery, args.seconds or 20.0, args.index_kind, args.cameras, args.kind)
         if args.out:
             args.out.with_suffix(".json").write_text(json.dumps(found, indent=2) + "\n")
         print(json.dumps(found), flush=True)

@@ -175,6 +175,7 @@ def warn_if_two_runtimes() -> None:
 
 _CREATING = threading.Lock()  # one session at a time, so the threads that appear while it starts are its own
 _TASKS = Path("/proc/self/task")
+THREAD_CPU_CLOCK = 6  # CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD_MASK: a thread's CPU clock, as the kernel numbers them
 
 
 def _threads() -> set[int]:
@@ -183,10 +184,13 @@ def _threads() -> set[int]:
 
 
 def _thread_cpu(thread: int) -> float:
-    """CPU seconds a thread of this process has run, to the nanosecond; 0 once it has ended."""
+    """CPU seconds a thread of this process has run, to the nanosecond; 0 once it has ended. Read from the
+    thread's CPU clock, whose id Linux derives from the thread id (what glibc's pthread_getcpuclockid returns,
+    for a thread Python did not start): one clock_gettime, where reading /proc/self/task/*/schedstat took 66
+    microseconds a thread."""
     try:
-        return int((_TASKS / str(thread) / "schedstat").read_text().split()[0]) / 1e9
-    except (OSError, IndexError, ValueError):
+        return time.clock_gettime_ns((~thread << 3) | THREAD_CPU_CLOCK) / 1e9
+    except OSError:
         return 0.0
 
 
