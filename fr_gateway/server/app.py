@@ -137,6 +137,7 @@ class Gateway:
 
     def _stop_loop(self) -> None:
         self._on_loop(self._loop.shutdown_asyncgens())
+        self._on_loop(self._loop.shutdown_default_executor())  # the threads that audited refusals
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._loop_thread.join()
         self._loop.close()
