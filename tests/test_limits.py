@@ -21,6 +21,7 @@ from fr_gateway.audit.export import Selection, export
 from fr_gateway.audit.keys import AuditorKeys
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc
 from fr_gateway.enrolment import run_enrolment
+from fr_gateway.faces.detector import align
 from fr_gateway.faces.images import PixelBudget
 from fr_gateway.reasons import Problem, Reason
 from fr_gateway.server.threads import ElasticThreadPool
@@ -144,16 +145,21 @@ def test_the_thread_pools_give_their_threads_back_when_the_load_is_gone():
     pool.shutdown()
 
 
+def bomb_request() -> recognition_pb2.IdentifyRequest:
+    """A 150 KB PNG of 6000x6600 pixels, sent as a LOOSE photo: about 0.6 GB and seconds to decode."""
+    image = np.full((6600, 6000, 3), 128, dtype=np.uint8)
+    image[::500] = 30
+    return recognition_pb2.IdentifyRequest(face=face_pb2.Face(image=cv2.imencode(".png", image)[1].tobytes(),
+                                                               kind=face_pb2.LOOSE))
+
+
 def test_eight_bomb_images_at_once_stay_within_the_decode_budget(tmp_path):
     """Eight callers send a 150 KB PNG of 6000x6600 pixels at once (about 0.6 GB each to decode): the gateway
     decodes two at a time within its 80 Mpx budget, answers each one (decoded, or RESOURCE_EXHAUSTED when its
     turn does not come within 5 s), stays within 2 GiB (without the budget: 5.4-5.9, benchmarks/soak.md) and
     gives the images' memory back once answered (a reference cycle once kept 2 GB of them until Python's cycle
     collector ran)."""
-    image = np.full((6600, 6000, 3), 128, dtype=np.uint8)
-    image[::500] = 30
-    bomb = recognition_pb2.IdentifyRequest(face=face_pb2.Face(image=cv2.imencode(".png", image)[1].tobytes(),
-                                                              kind=face_pb2.LOOSE))
+    bomb = bomb_request()
     gateway = launch(tmp_path, "--insecure", "--gallery", str(tmp_path / "gallery"), rate_limit=0)
     before, peak, done = rss_mib(gateway.process.pid), 0.0, threading.Event()
 
@@ -189,3 +195,26 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def test_large_photos_being_decoded_hold_up_no_camera(engine, tmp_path):
+    """Photos are decoded on threads, not on the event loop that reads and answers every stream: a camera's crop
+    sent while four 6000x6600 photos decode is answered before any of them. (Decoded on the loop, each photo
+    held every stream for seconds.)"""
+    image = cv2.imread(str(photos(*ENROLLED[0])[0]))
+    crop = cv2.imencode(".jpg", align(image, engine.detector.detect(image)[0]))[1].tobytes()
+    bomb = bomb_request()
+    gateway = launch(tmp_path, "--insecure", "--gallery", str(tmp_path / "gallery"), rate_limit=0)
+    try:
+        with grpc.insecure_channel(gateway.target) as channel, futures.ThreadPoolExecutor(4) as callers:
+            stub = recognition_pb2_grpc.RecognitionStub(channel)
+            photos_sent = [callers.submit(stub.Identify, bomb, timeout=120) for _ in range(4)]
+            time.sleep(1.0)  # the photos are being decoded
+            [answer] = stub.IdentifyStream(iter([recognition_pb2.IdentifyRequest(
+                camera_id="gate-1", face=face_pb2.Face(image=crop, kind=face_pb2.ALIGNED))]), timeout=120)
+            answered_before = [sent.done() for sent in photos_sent]
+            futures.wait(photos_sent)
+    finally:
+        stop(gateway)
+    assert answer.decision == face_pb2.NO_MATCH, answer
+    assert not any(answered_before), "the crop waited for a large photo's decoding"

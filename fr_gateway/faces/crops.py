@@ -29,6 +29,13 @@ class ImageLimits:
     budget: PixelBudget | None = None  # shared by every decode in the process
 
 
+def aligned_size(width: int, height: int) -> None:
+    """An ALIGNED crop is ALIGNED_SIZE square."""
+    if (width, height) != (ALIGNED_SIZE, ALIGNED_SIZE):
+        raise Problem(Reason.IMAGE_NOT_ALIGNED, f"an ALIGNED crop must be {ALIGNED_SIZE}x{ALIGNED_SIZE}, got "
+                                                f"{width}x{height}; send it as LOOSE instead")
+
+
 class FaceCropper:
     """Decode, keep the dominant detected face, gate its quality, align. Detection itself is the caller's (a
     micro-batched stage), so the cropper works in two steps around it. Enrolment is stricter: the photo must
@@ -43,15 +50,14 @@ class FaceCropper:
 
     def decode(self, data: bytes, kind: CropKind, *, enrolment: bool = False,
                held: contextlib.ExitStack | None = None) -> np.ndarray:
-        """The decoded image. An ALIGNED crop is checked and gated here: it is ready to embed. Its share of the
-        decode budget is kept until `held` closes."""
+        """The decoded image. An ALIGNED crop is checked and gated here: it is ready to embed; one of another size
+        is refused from its header, before any pixel is decoded. Its share of the decode budget is kept until
+        `held` closes."""
+        aligned = kind is CropKind.ALIGNED
         with timed("decode"):
-            image = decode_image(data, self._limits.max_bytes, self._limits.max_pixels, self._limits.budget, held)
-        if kind is CropKind.ALIGNED:
-            if image.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
-                raise Problem(Reason.IMAGE_NOT_ALIGNED,
-                              f"an ALIGNED crop must be {ALIGNED_SIZE}x{ALIGNED_SIZE}, got "
-                              f"{image.shape[1]}x{image.shape[0]}; send it as LOOSE instead")
+            image = decode_image(data, self._limits.max_bytes, self._limits.max_pixels, self._limits.budget, held,
+                                 check_size=aligned_size if aligned else None)
+        if aligned:
             (self._enrol_gate if enrolment else self._gate).check_crop(image)
         return image
 

@@ -7,7 +7,7 @@ import io
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -47,10 +47,12 @@ class PixelBudget:
 
 
 def decode_image(data: bytes, max_bytes: int, max_pixels: int, budget: PixelBudget | None = None,
-                 held: contextlib.ExitStack | None = None) -> np.ndarray:
+                 held: contextlib.ExitStack | None = None,
+                 check_size: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Return an HxWx3 uint8 BGR image. The size is read from the header first (Pillow, lazily), so a
-    20000x20000 image is refused without allocating its pixels, and a large one waits for its share of the
-    `budget`, kept until `held` closes (while the pixels are in use) or else while it decodes."""
+    20000x20000 image is refused without allocating its pixels (as is one that `check_size(width, height)`
+    refuses), and a large one waits for its share of the `budget`, kept until `held` closes (while the pixels
+    are in use) or else while it decodes."""
     if not data:
         raise Problem(Reason.IMAGE_EMPTY, "no image bytes")
     if len(data) > max_bytes:
@@ -70,6 +72,8 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int, budget: PixelBudg
         raise Problem(Reason.IMAGE_EMPTY, f"image is {width}x{height}")
     if width * height > max_pixels:
         raise Problem(Reason.IMAGE_TOO_LARGE, f"image is {width}x{height}, the limit is {max_pixels} pixels")
+    if check_size is not None:
+        check_size(width, height)
     reservation = budget.reserved(width * height) if budget else contextlib.nullcontext()
     with contextlib.ExitStack() as decoding:
         (held or decoding).enter_context(reservation)

@@ -196,7 +196,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                           f"{bounded(request.camera_id, FIELD_LIMITS['camera_id'])!r}", caller, request.camera_id)
 
     def _identify_later(self, request: recognition_pb2.IdentifyRequest, caller: Caller, unary: bool) -> InFlight:
-        """The face sent on its way from the event loop (which decodes it); the worker that decides it also
+        """The face sent on its way from the calling thread (which decodes it); the worker that decides it also
         makes its answer and queues its audit record."""
         started = time.perf_counter()
         self._check_camera(request, caller)
@@ -209,6 +209,14 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                                                   Sighting(request.camera_id, request.track_id, request_id))
         answer = then(result, lambda done: self._answer(done.result(), request, request_id, caller, unary, started))
         return InFlight(result, settled(answer, lambda made: made.recorded.durable), request, request_id, started)
+
+    async def _sent_off(self, request: recognition_pb2.IdentifyRequest, caller: Caller, unary: bool) -> InFlight:
+        """_identify_later, decoding where it costs the other streams least: an ALIGNED crop (112x112 pixels;
+        any other size is refused from its header) on the event loop, a LOOSE photo (up to the pixel limit) on a
+        thread, so that a large one holds up no other stream's reading or answers."""
+        if request.face.kind == face_pb2.ALIGNED:
+            return self._identify_later(request, caller, unary)
+        return await asyncio.get_running_loop().run_in_executor(None, self._identify_later, request, caller, unary)
 
     def _answer(self, result: IdentifyResult, request: recognition_pb2.IdentifyRequest, request_id: str,
                 caller: Caller, unary: bool, started: float) -> Answer:
@@ -268,7 +276,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
 
     async def Identify(self, request, context):
         caller = current_caller()
-        answer = await self._answered(self._identify_later(request, caller, unary=True), context, caller,
+        answer = await self._answered(await self._sent_off(request, caller, unary=True), context, caller,
                                       unary=True)
         if status := unary_status(answer.result.reason, answer.result.detail):
             await context.abort(*status)
@@ -295,7 +303,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
                 async for request in request_iterator:
                     camera_named(request.camera_id or (caller.name if caller.role == "camera" else ""))
                     await window.acquire()
-                    in_flight.put_nowait(self._identify_later(request, caller, False))
+                    in_flight.put_nowait(await self._sent_off(request, caller, False))
             except Exception as exc:  # a refusal or a broken stream ends the call, after the answers before it
                 in_flight.put_nowait(exc)
             else:
