@@ -640,7 +640,8 @@ def profile_table(results: dict) -> list[str]:
     threads = list(dict.fromkeys(name for row in rows for name in row["profile"]["by_thread"]))
     lines += ["\nAnd by thread, to the nanosecond (the kernel's count of each thread's CPU in the same runs, read a "
               "second before their end, with Python's names for its threads; a pool's threads together): "
-              "`grpc-loop` reads every camera's crops, decodes them and sends the answers, `embed` runs the "
+              "`grpc-loop` reads every camera's crops, decodes the aligned ones and sends the answers, `asyncio` "
+              "(its helper threads) decodes LOOSE photos, `embed` runs the "
               "recogniser (the models' row is its share of them), `search` searches, decides and queues the audit "
               "record, `audit-writer` seals and writes the records, `event_engine` and `_poll_wrapper` are "
               "gRPC's core.\n",
