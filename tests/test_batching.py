@@ -18,7 +18,7 @@ from insightface.model_zoo.scrfd import SCRFD
 from insightface.utils import face_align
 
 from fr_gateway.batching import MicroBatcher, Overloaded, finished, settled, then, wait_for
-from fr_gateway.faces.detector import ALIGNED_SIZE, DetectedFace, align, similarity
+from fr_gateway.faces.detector import ALIGNED_SIZE, ARCFACE_POINTS, DetectedFace, align, similarity
 from fr_gateway.metrics import MODEL_CPU
 
 
@@ -79,7 +79,7 @@ def test_alignment_gives_insightface_norm_crop(engine):
                 warnings.simplefilter("ignore", FutureWarning)  # scikit-image's estimate(), deprecated
                 matrix = face_align.estimate_norm(face.landmarks, ALIGNED_SIZE)
                 crop = face_align.norm_crop(image, face.landmarks, ALIGNED_SIZE)
-            ours = similarity(face.landmarks.astype(np.float64), face_align.arcface_dst.astype(np.float64))
+            ours = similarity(face.landmarks.astype(np.float64), ARCFACE_POINTS)
             assert np.abs(ours - matrix).max() < 1e-3
             assert np.abs(align(image, face).astype(int) - crop).max() <= 1
             compared += 1

@@ -14,6 +14,7 @@ from insightface.utils import face_align
 from fr_gateway.faces.models import MeteredSession
 
 ALIGNED_SIZE = 112
+ARCFACE_POINTS = face_align.arcface_dst.astype(np.float64)  # where the five landmarks go in the 112x112 crop
 # The detector's anchors stop at stride 32; inputs are multiples of it.
 STRIDE = 32
 MIN_INPUT = 128
@@ -55,7 +56,7 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def align(image: np.ndarray, face: DetectedFace) -> np.ndarray:
     """Warp the face onto the 112x112 ArcFace five-point template, as insightface's norm_crop does."""
-    matrix = similarity(face.landmarks.astype(np.float64), face_align.arcface_dst.astype(np.float64))
+    matrix = similarity(face.landmarks.astype(np.float64), ARCFACE_POINTS)
     return cv2.warpAffine(image, matrix, (ALIGNED_SIZE, ALIGNED_SIZE), borderValue=0.0)
 
 

@@ -208,7 +208,7 @@ class Guard(grpc.aio.ServerInterceptor):
         if remaining is not None and remaining <= 0:
             raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started", caller)
         if not self._buckets.take(caller.identity):
-            raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit for {caller.identity} exceeded", caller)
+            raise self._over_rate(caller)
         return caller
 
     def _refusal_status(self, refused: Refused, method: str, started: float) -> tuple[grpc.StatusCode, str]:

@@ -59,8 +59,12 @@ UNARY_STATUS = {reason: grpc.StatusCode[name] for reason, name in UNARY_STATUS_N
 LOOSE_KINDS = (face_pb2.CROP_KIND_UNSPECIFIED, face_pb2.LOOSE)
 
 
+def crop_kind(face: face_pb2.Face) -> CropKind:
+    return CropKind.LOOSE if face.kind in LOOSE_KINDS else CropKind.ALIGNED
+
+
 def face_input(face: face_pb2.Face) -> FaceInput:
-    return FaceInput(bytes(face.image), CropKind.LOOSE if face.kind in LOOSE_KINDS else CropKind.ALIGNED)
+    return FaceInput(bytes(face.image), crop_kind(face))
 
 
 def request_id_of(
@@ -104,13 +108,18 @@ def abort_if_unary_status(context: grpc.ServicerContext, reason: Reason | None, 
         context.abort(*status)
 
 
+def unaudited_status(failure: AuditUnavailable) -> tuple[grpc.StatusCode, str]:
+    """A decision that cannot be audited is not given: UNAVAILABLE."""
+    return grpc.StatusCode.UNAVAILABLE, f"no decision without an audit record: {failure}"
+
+
 @contextlib.contextmanager
 def audit_or_unavailable(context: grpc.ServicerContext) -> Iterator[None]:
     """A decision that cannot be audited is not given: UNAVAILABLE."""
     try:
         yield
     except AuditUnavailable as exc:
-        context.abort(grpc.StatusCode.UNAVAILABLE, f"no decision without an audit record: {exc}")
+        context.abort(*unaudited_status(exc))
 
 
 def hit_pb(hit: Hit) -> watchlists_pb2.WatchlistHit:
@@ -214,7 +223,7 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
         """_identify_later, decoding where it costs the other streams least: an ALIGNED crop (112x112 pixels;
         any other size is refused from its header) on the event loop, a LOOSE photo (up to the pixel limit) on a
         thread, so that a large one holds up no other stream's reading or answers."""
-        if request.face.kind == face_pb2.ALIGNED:
+        if crop_kind(request.face) is CropKind.ALIGNED:
             return self._identify_later(request, caller, unary)
         return await asyncio.get_running_loop().run_in_executor(None, self._identify_later, request, caller, unary)
 
@@ -255,12 +264,14 @@ class RecognitionServicer(recognition_pb2_grpc.RecognitionServicer):
             try:
                 answer = await arrival(face.answer, deadline, STAGE_TIMEOUT_S, work=face.result)
             except Overloaded as exc:
-                overloaded = self._answer(self._service.overloaded(exc), face.request, face.request_id, caller,
-                                          unary, face.started)
-                answer = await asyncio.wrap_future(settled(finished(overloaded), lambda made: made.recorded.durable))
+                answer = self._answer(self._service.overloaded(exc), face.request, face.request_id, caller, unary,
+                                      face.started)
+                # shielded: the records written with this one share its durable, which a caller hanging up here
+                # must not cancel
+                await asyncio.shield(asyncio.wrap_future(answer.recorded.durable))
             answer.recorded.wait()  # durable by now: this times the audit stage and counts the record
         except AuditUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"no decision without an audit record: {exc}")
+            await context.abort(*unaudited_status(exc))
         response = answer.response
         if self._decisions.watched:
             self._decisions.publish(recognition_pb2.DecisionEvent(
