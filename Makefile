@@ -44,7 +44,7 @@ $(BROWSER_DRIVER):
 
 test: $(STAMP) $(BROWSER_DRIVER)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -24,7 +24,6 @@ from fr_gateway.calibration import StatedPoint, Threshold
 from fr_gateway.config import Settings, audit_dir_for, load_settings, save_calibration
 from fr_gateway.contract import face_pb2, recognition_pb2, recognition_pb2_grpc, watchlists_pb2
 from fr_gateway.decision import Decision
-from fr_gateway.faces.crops import CropKind
 from fr_gateway.gallery.store import GalleryModelMismatch, GalleryRefused
 from fr_gateway.reasons import Problem
 from fr_gateway.search.base import SearchUnavailable
@@ -205,6 +204,7 @@ def _watchlist_text(info: watchlists_pb2.WatchlistInfo) -> str:
 
 def cmd_watchlist(args: argparse.Namespace) -> int:
     """Offline, through the watchlists' write path (audited); a running gateway is changed over gRPC."""
+    from fr_gateway.faces.crops import CropKind
     from fr_gateway.maintenance import offline_service
     from fr_gateway.server.servicers import watchlist_info
     from fr_gateway.service import FaceInput

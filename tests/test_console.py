@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -58,6 +58,7 @@ from fr_gateway.transport import free_port
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
@@ -198,17 +199,23 @@ def browser() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def wait_until(browser: webdriver.Chrome, condition: Callable[[webdriver.Chrome], object]) -> object:
+    """Wait for a condition of the page; an element that the page replaced while it was read (the sign-in page
+    leaving, a live row re-drawn) is read again on the next try rather than failing the test."""
+    return WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+
+
 def sign_in(browser: webdriver.Chrome, console: ConsoleSite, name: str, password: str = PASSWORD) -> str:
     """Sign in through the form; the error shown, or "" once the live page has loaded."""
     browser.delete_all_cookies()
     browser.get(f"{console.url}/login")
-    WebDriverWait(browser, WAIT_S).until(lambda b: b.execute_script("return document.readyState") == "complete")
+    wait_until(browser, lambda b: b.execute_script("return document.readyState") == "complete")
     browser.find_element(By.ID, "name").send_keys(name)
     browser.find_element(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "sign-in").click()
-    WebDriverWait(browser, WAIT_S).until(
-        lambda b: (b.find_elements(By.ID, "login-error") and b.find_element(By.ID, "login-error").text)
-        or (b.current_url.rstrip("/") == console.url and b.find_element(By.ID, "user").text))
+    wait_until(browser, lambda b: (
+        (b.find_elements(By.ID, "login-error") and b.find_element(By.ID, "login-error").text)
+        or (b.current_url.rstrip("/") == console.url and b.find_element(By.ID, "user").text)))
     return browser.find_element(By.ID, "login-error").text if "login" in browser.current_url else ""
 
 
@@ -278,9 +285,9 @@ def test_an_operator_sees_the_camera_decisions_and_alerts_live_and_confirms_one(
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         tile = f'.camera[data-camera="{CAMERA.identity}"]'
-        WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, f"{tile}.online"))
-        WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#decision-rows tr.MATCH"))
-        WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".alert[data-shown-at]"))
+        wait_until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, f"{tile}.online"))
+        wait_until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#decision-rows tr.MATCH"))
+        wait_until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, ".alert[data-shown-at]"))
         assert camera.wait(WAIT_S) == 0, camera.stderr.read()
     finally:
         if camera.poll() is None:
@@ -289,8 +296,7 @@ def test_an_operator_sees_the_camera_decisions_and_alerts_live_and_confirms_one(
     console.decisions = [json.loads(line) for line in jsonl.read_text().splitlines()]
     alerted = [record for record in console.decisions if record["alerts"]]
     assert len(alerted) >= 2, console.decisions  # the wanted person's photos
-    WebDriverWait(browser, WAIT_S).until(
-        lambda b: len(b.find_elements(By.CSS_SELECTOR, ".alert[data-shown-at]")) == len(alerted))
+    wait_until(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, ".alert[data-shown-at]")) == len(alerted))
     rows = browser.find_elements(By.CSS_SELECTOR, "#decision-rows tr")
     assert len(rows) == len(console.decisions)
     matched = {row.find_element(By.CSS_SELECTOR, ".nik").text for row in rows if "MATCH" in row.get_attribute("class")
@@ -317,7 +323,7 @@ def test_an_operator_sees_the_camera_decisions_and_alerts_live_and_confirms_one(
 
     card.find_element(By.CSS_SELECTOR, "textarea.note").send_keys("seen at gate 7, officer sent")
     card.find_element(By.CSS_SELECTOR, "button.confirm").click()
-    WebDriverWait(browser, WAIT_S).until(lambda b: "CONFIRMED by operator/console-1 for alice" in
+    wait_until(browser, lambda b: "CONFIRMED by operator/console-1 for alice" in
                                          card.find_element(By.CSS_SELECTOR, ".outcome").text)
     assert card.find_element(By.CSS_SELECTOR, "button.reject").is_enabled() is False
 
@@ -340,7 +346,7 @@ def test_a_supervisor_sees_analytics_that_count_every_decision_sent(console, bro
         pytest.skip("needs the camera run of the test before")
     assert sign_in(browser, console, "sam") == ""
     browser.find_element(By.ID, "nav-analytics").click()
-    WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded"))
+    wait_until(browser, lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-loaded"))
     row = browser.find_element(By.CSS_SELECTOR, f'#camera-table tr[data-camera="{CAMERA.identity}"]')
     sent = len(console.decisions)
     assert int(row.find_element(By.CSS_SELECTOR, ".faces").text) == sent
