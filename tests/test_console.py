@@ -324,7 +324,7 @@ def test_an_operator_sees_the_camera_decisions_and_alerts_live_and_confirms_one(
     card.find_element(By.CSS_SELECTOR, "textarea.note").send_keys("seen at gate 7, officer sent")
     card.find_element(By.CSS_SELECTOR, "button.confirm").click()
     wait_until(browser, lambda b: "CONFIRMED by operator/console-1 for alice" in
-                                         card.find_element(By.CSS_SELECTOR, ".outcome").text)
+               card.find_element(By.CSS_SELECTOR, ".outcome").text)
     assert card.find_element(By.CSS_SELECTOR, "button.reject").is_enabled() is False
 
     confirmed = console.site.export("--operation", "Adjudicate", "--decision", "CONFIRMED")
